@@ -1,0 +1,44 @@
+//! `fit`: sparse decision layers for deep networks from the command line.
+//!
+//! `fit path` runs the elastic-net regularization path on feature files a user already has
+//! (`.npy` pairs or safetensors with `features`/`labels`) and selects the sparse layer.
+
+mod path_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "fit",
+    version,
+    about = "Sparse decision layers for debuggable deep networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Elastic-net path on precomputed deep features, then selection of the sparse layer.
+    Path(path_cmd::PathArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Path(args)) => path_cmd::run(args),
+        None => {
+            eprintln!(
+                "fit: no command given; run `fit path --train FEATURES --val FEATURES --out DIR` on \
+                 feature files (see `fit path --help`)"
+            );
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = outcome {
+        // One readable line: the error and its causes joined, no backtrace.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,228 @@
+//! `fit path`: the solver on its own, on feature files.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+use solver::{
+    BackendKind, Family, FeatureSource, PathConfig, PathResult, Problem, RunOptions, Selection, Standardizer,
+    StepSize, Threshold,
+};
+
+#[derive(Args, Debug)]
+pub struct PathArgs {
+    /// Training features: FILE.safetensors (tensors `features` [n,d] and `labels`), X.npy,y.npy,
+    /// or X_train.npy (labels read from y_train.npy beside it).
+    #[arg(long)]
+    train: String,
+    /// Validation features, same forms; used to select the layer.
+    #[arg(long)]
+    val: String,
+    /// Test features, same forms; only reported.
+    #[arg(long)]
+    test: Option<String>,
+    /// Output folder (path.json, layers/, selected.safetensors, checkpoint).
+    #[arg(long, alias = "out-path")]
+    out: PathBuf,
+    /// GLM family: multinomial (class labels), gaussian or multilabel (an [n, K] target matrix).
+    #[arg(long, default_value = "multinomial")]
+    family: Family,
+    /// Number of outputs K (default: max label + 1 of the training split).
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// Elastic-net mixing α: 1 = lasso, 0 = ridge.
+    #[arg(long, default_value_t = 0.99)]
+    alpha: f64,
+    /// Number of λ values on the path.
+    #[arg(long, default_value_t = 100)]
+    k: usize,
+    /// The path ends at eps·λ_max.
+    #[arg(long, alias = "lam-factor", default_value_t = 1e-3)]
+    eps: f64,
+    /// Append a λ = 0 (dense) fit to the path.
+    #[arg(long)]
+    dense_end: bool,
+    /// Group lasso over features instead of the elementwise ℓ1 penalty.
+    #[arg(long)]
+    group: bool,
+    /// Step size: a number, or `auto` (derived from the data's smoothness).
+    #[arg(long, default_value = "auto")]
+    lr: StepSize,
+    /// Step sizes decay log-linearly from lr to lr/lr_decay along the path.
+    #[arg(long, default_value_t = 1.0)]
+    lr_decay: f64,
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2000)]
+    max_epochs: usize,
+    /// Stopping tolerance on the relative weight change and objective improvement per epoch.
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Stop when the objective has not improved by tol for this many epochs (0 = off).
+    #[arg(long, default_value_t = 3)]
+    lookbehind: usize,
+    /// Seed of the shuffles.
+    #[arg(long, alias = "random-seed", default_value_t = 0)]
+    seed: u64,
+    /// Selection: how far below the best validation accuracy the selected layer may be.
+    #[arg(long, default_value_t = 0.05)]
+    select_threshold: f64,
+    /// Read --select-threshold as a fraction of the best accuracy instead of absolute points.
+    #[arg(long)]
+    select_relative: bool,
+    /// The features are already standardized: skip it (mean 0, std 1 are stored with layers).
+    #[arg(long)]
+    no_standardize: bool,
+    /// Continue an interrupted path from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Compute backend: flex, ndarray, wgpu, tch or cuda (must be compiled in).
+    #[arg(long, default_value = "flex")]
+    backend: BackendKind,
+    /// No progress bars or per-λ lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// What `path.json` holds: the path, the selection, and where the files are.
+#[derive(Serialize)]
+struct PathReport<'a> {
+    #[serde(flatten)]
+    path: &'a PathResult,
+    selection: &'a Selection,
+    selected_layer: String,
+    layers_dir: String,
+    backend: &'static str,
+}
+
+pub fn run(args: PathArgs) -> Result<()> {
+    let config = PathConfig {
+        family: args.family,
+        alpha: args.alpha,
+        n_lambdas: args.k,
+        eps: args.eps,
+        dense_end: args.dense_end,
+        group: args.group,
+        lr: args.lr,
+        lr_decay: args.lr_decay,
+        batch_size: args.batch_size,
+        max_epochs: args.max_epochs,
+        tol: args.tol,
+        lookbehind: args.lookbehind,
+        seed: args.seed,
+        ..PathConfig::default()
+    };
+    config.validate()?;
+    let threshold = if args.select_relative {
+        Threshold::Relative(args.select_threshold)
+    } else {
+        Threshold::Absolute(args.select_threshold)
+    };
+
+    let load = |spec: &str, name: &str| -> Result<solver::Split> {
+        let source = FeatureSource::parse(spec)?;
+        Ok(source.load(name)?)
+    };
+    let mut train = load(&args.train, "train")?;
+    let mut val = load(&args.val, "val")?;
+    let mut test = args.test.as_deref().map(|t| load(t, "test")).transpose()?;
+
+    // Validate raw values before standardizing, so NaN/Inf are reported where they are.
+    let problem = Problem::new(
+        args.family,
+        train.clone(),
+        Some(val.clone()),
+        test.clone(),
+        args.num_classes,
+    )?;
+    drop(problem);
+    let standardizer = if args.no_standardize {
+        Standardizer::identity(train.d)
+    } else {
+        Standardizer::fit(&train)
+    };
+    if !standardizer.clamped.is_empty() {
+        eprintln!(
+            "warning: {} constant feature(s) (training std < {:e}) kept with std clamped to 1: {:?}",
+            standardizer.clamped.len(),
+            Standardizer::MIN_STD,
+            &standardizer.clamped[..standardizer.clamped.len().min(20)]
+        );
+    }
+    for s in [Some(&mut train), Some(&mut val), test.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        standardizer.apply(s);
+    }
+    let problem = Problem::new(args.family, train, Some(val), test, args.num_classes)?;
+
+    let device = args.backend.device()?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let final_json = args.out.join("path.json");
+    if final_json.exists() {
+        // A finished run's summary must never describe a different, half-done run.
+        std::fs::remove_file(&final_json)
+            .with_context(|| format!("cannot remove {}", final_json.display()))?;
+    }
+    let opts = RunOptions {
+        out_dir: Some(args.out.clone()),
+        resume: args.resume,
+        keep_layers: false,
+        progress: !args.quiet,
+        verbose: !args.quiet,
+    };
+    if !args.quiet {
+        eprintln!(
+            "path: n={} d={} K={} family={:?} alpha={} k={} backend={}",
+            problem.train.n,
+            problem.d(),
+            problem.k,
+            args.family,
+            args.alpha,
+            args.k,
+            args.backend.name()
+        );
+    }
+    let result = solver::run_path(&problem, &standardizer, &config, &device, &opts)?;
+    let selection = solver::select(&result.records, threshold)?;
+
+    let selected_src = solver::path::layer_file(&args.out, selection.selected_index);
+    let selected_dst = args.out.join("selected.safetensors");
+    let bytes =
+        std::fs::read(&selected_src).with_context(|| format!("cannot read {}", selected_src.display()))?;
+    solver::io::write_atomic(&selected_dst, &bytes)?;
+
+    let report = PathReport {
+        path: &result,
+        selection: &selection,
+        selected_layer: "selected.safetensors".into(),
+        layers_dir: "layers".into(),
+        backend: args.backend.name(),
+    };
+    let json = serde_json::to_vec_pretty(&report)?;
+    solver::io::write_atomic(&final_json, &json)?;
+
+    let sel = &result.records[selection.selected_index];
+    let best = &result.records[selection.best_index];
+    let score = args.family.score_name();
+    println!(
+        "best:     λ #{:<3} {:.4e}  val {score} {:.4}  nnz {} ({} features)",
+        best.index, best.lambda, selection.best_val_score, best.nnz, best.features_used
+    );
+    println!(
+        "selected: λ #{:<3} {:.4e}  val {score} {:.4}  nnz {} ({} features; per class {:?}){}",
+        sel.index,
+        sel.lambda,
+        selection.selected_val_score,
+        sel.nnz,
+        sel.features_used,
+        sel.nnz_per_class,
+        sel.test
+            .map(|t| format!("  test {score} {:.4}", t.score()))
+            .unwrap_or_default()
+    );
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

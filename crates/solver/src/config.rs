@@ -1,0 +1,184 @@
+//! Path configuration with its defaults in one place (design §2), checked before any work starts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SolverError};
+
+/// The GLM family: which loss the path minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Softmax cross-entropy over K classes; labels are class indices.
+    #[default]
+    Multinomial,
+    /// Squared error / 2 summed over K real-valued outputs.
+    Gaussian,
+    /// Independent sigmoid binary cross-entropy per output; targets in [0, 1].
+    Multilabel,
+}
+
+impl Family {
+    /// Upper bound of the loss Hessian w.r.t. the logits, used by the automatic step size.
+    pub fn curvature(self) -> f64 {
+        match self {
+            Family::Multinomial => 0.5,
+            Family::Gaussian => 1.0,
+            Family::Multilabel => 0.25,
+        }
+    }
+
+    /// Name of the score reported beside the loss: accuracy for classifiers, R² for regression.
+    pub fn score_name(self) -> &'static str {
+        match self {
+            Family::Multinomial => "accuracy",
+            Family::Multilabel => "label accuracy",
+            Family::Gaussian => "r2",
+        }
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = SolverError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "multinomial" => Ok(Family::Multinomial),
+            "gaussian" => Ok(Family::Gaussian),
+            "multilabel" => Ok(Family::Multilabel),
+            other => Err(SolverError::Config(format!(
+                "unknown family '{other}' (expected multinomial, gaussian or multilabel)"
+            ))),
+        }
+    }
+}
+
+/// Step size: a fixed learning rate, or one derived from the data (mini-batch SAGA smoothness).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StepSize {
+    /// `1 / (3 L(b))` with `L(b)` the expected smoothness of a mini-batch of size b
+    /// (Gazagnadou, Gower & Salmon 2019), from the largest eigenvalue of XᵀX/n and the largest
+    /// row norm of X.
+    #[default]
+    Auto,
+    Fixed(f64),
+}
+
+impl std::str::FromStr for StepSize {
+    type Err = SolverError;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "auto" {
+            return Ok(StepSize::Auto);
+        }
+        s.parse::<f64>()
+            .map(StepSize::Fixed)
+            .map_err(|_| SolverError::Config(format!("--lr must be 'auto' or a number, got '{s}'")))
+    }
+}
+
+/// Everything that shapes one regularization path. Defaults follow glm_saga where it was right.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathConfig {
+    pub family: Family,
+    /// Elastic-net mixing: 1 = lasso, 0 = ridge.
+    pub alpha: f64,
+    /// Number of λ values on the log-spaced path (k).
+    pub n_lambdas: usize,
+    /// The path ends at `eps · λ_max`.
+    pub eps: f64,
+    /// Append a λ = 0 (dense) fit at the end of the path.
+    pub dense_end: bool,
+    /// Group lasso over features (columns of W) instead of the elementwise ℓ1 penalty.
+    pub group: bool,
+    pub lr: StepSize,
+    /// Step sizes are log-spaced from `lr` to `lr / lr_decay` along the path.
+    pub lr_decay: f64,
+    pub batch_size: usize,
+    pub max_epochs: usize,
+    /// Stop a λ when the relative weight change over an epoch falls below tol, or when the
+    /// epoch objective has not improved by tol (relative) for `lookbehind` epochs.
+    pub tol: f64,
+    pub lookbehind: usize,
+    /// Seed of the per-epoch shuffles: one seed gives one path on CPU backends.
+    pub seed: u64,
+    /// Recompute the SAGA gradient average exactly from the table every this many epochs
+    /// (0 = only at the start of each λ). Stops f32 drift of the running average.
+    pub refresh_every: usize,
+}
+
+impl Default for PathConfig {
+    fn default() -> Self {
+        PathConfig {
+            family: Family::Multinomial,
+            alpha: 0.99,
+            n_lambdas: 100,
+            eps: 1e-3,
+            dense_end: false,
+            group: false,
+            lr: StepSize::Auto,
+            lr_decay: 1.0,
+            batch_size: 256,
+            max_epochs: 2000,
+            tol: 1e-4,
+            lookbehind: 3,
+            seed: 0,
+            refresh_every: 10,
+        }
+    }
+}
+
+impl PathConfig {
+    /// Reject values the algorithm cannot run with, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(SolverError::Config(m));
+        if !(0.0..=1.0).contains(&self.alpha) || self.alpha.is_nan() {
+            return bad(format!("alpha must lie in [0, 1], got {}", self.alpha));
+        }
+        if self.n_lambdas == 0 {
+            return bad("the path needs at least one lambda (k = 0 given)".into());
+        }
+        if !(self.eps > 0.0 && self.eps <= 1.0) {
+            return bad(format!("eps must lie in (0, 1], got {}", self.eps));
+        }
+        if let StepSize::Fixed(lr) = self.lr {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return bad(format!("lr must be a positive number, got {lr}"));
+            }
+        }
+        if !(self.lr_decay >= 1.0 && self.lr_decay.is_finite()) {
+            return bad(format!("lr_decay must be >= 1, got {}", self.lr_decay));
+        }
+        if self.batch_size == 0 {
+            return bad("batch size must be at least 1".into());
+        }
+        if self.max_epochs == 0 {
+            return bad("max epochs must be at least 1".into());
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return bad(format!("tol must be >= 0, got {}", self.tol));
+        }
+        Ok(())
+    }
+
+    /// The λ values of the path, from λ_max down to eps·λ_max (plus 0 with `dense_end`).
+    pub fn lambdas(&self, lambda_max: f64) -> Vec<f64> {
+        let k = self.n_lambdas;
+        let mut out: Vec<f64> = (0..k)
+            .map(|i| {
+                let t = if k == 1 { 0.0 } else { i as f64 / (k - 1) as f64 };
+                lambda_max * self.eps.powf(t)
+            })
+            .collect();
+        if self.dense_end {
+            out.push(0.0);
+        }
+        out
+    }
+
+    /// Step size of the i-th λ out of `total`, log-spaced from `lr` to `lr / lr_decay`.
+    pub fn lr_at(&self, base_lr: f64, i: usize, total: usize) -> f64 {
+        if total <= 1 {
+            return base_lr;
+        }
+        base_lr * self.lr_decay.powf(-(i as f64) / (total - 1) as f64)
+    }
+}

@@ -1,0 +1,409 @@
+//! The device side of the solver: data resident on a burn device, the mini-batch SAGA epoch
+//! (design §2, one GEMM per batch for the logits and one for the gradient, never a |B|×K×d
+//! tensor), the proximal steps, and full-pass evaluations (objective, KKT, scores).
+//!
+//! Everything here is backend-agnostic: tensors follow the `Device` they were created on.
+
+use burn::tensor::activation::{log_softmax, sigmoid};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+
+use crate::config::Family;
+use crate::data::Split;
+
+/// One split uploaded to a device: features `[n, d]`, targets `[n, K]` (one-hot for classes),
+/// optional sample weights `[n, 1]`.
+pub struct DeviceSplit {
+    pub x: Tensor<2>,
+    pub y: Tensor<2>,
+    pub w: Option<Tensor<2>>,
+    pub n: usize,
+    pub d: usize,
+    pub k: usize,
+}
+
+impl DeviceSplit {
+    pub fn upload(split: &Split, k: usize, device: &Device) -> Self {
+        let (n, d) = (split.n, split.d);
+        let x = Tensor::<2>::from_data(TensorData::new(split.x.clone(), [n, d]), device);
+        let y = Tensor::<2>::from_data(TensorData::new(split.target_matrix(k), [n, k]), device);
+        let w = split
+            .weights
+            .as_ref()
+            .map(|w| Tensor::<2>::from_data(TensorData::new(w.clone(), [n, 1]), device));
+        DeviceSplit { x, y, w, n, d, k }
+    }
+
+    pub fn device(&self) -> Device {
+        self.x.device()
+    }
+}
+
+/// Per-example gradient of the loss w.r.t. the logits `[B, K]` and the per-example loss `[B, 1]`.
+pub fn loss_and_grad(family: Family, logits: Tensor<2>, y: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    match family {
+        Family::Multinomial => {
+            let lsm = log_softmax(logits, 1);
+            let loss = (lsm.clone() * y.clone()).sum_dim(1).neg();
+            (lsm.exp() - y, loss)
+        }
+        Family::Gaussian => {
+            let r = logits - y;
+            let loss = r.clone().square().sum_dim(1) / 2.0;
+            (r, loss)
+        }
+        Family::Multilabel => {
+            // softplus(z) − z·y, written so large |z| neither overflows nor loses precision.
+            let softplus = logits.clone().clamp_min(0.0) + logits.clone().abs().neg().exp().log1p();
+            let loss = (softplus - logits.clone() * y.clone()).sum_dim(1);
+            (sigmoid(logits) - y, loss)
+        }
+    }
+}
+
+/// Penalty value `λ (α P1(W) + (1−α)/2 ‖W‖²)`, computed on the host in f64 from `wt [d, K]`.
+pub fn penalty_host(wt: &[f32], d: usize, k: usize, lambda: f64, alpha: f64, group: bool) -> f64 {
+    let sq: f64 = wt.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let p1: f64 = if group {
+        (0..d)
+            .map(|j| {
+                wt[j * k..(j + 1) * k]
+                    .iter()
+                    .map(|&v| (v as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .sum()
+    } else {
+        wt.iter().map(|&v| (v as f64).abs()).sum()
+    };
+    lambda * (alpha * p1 + 0.5 * (1.0 - alpha) * sq)
+}
+
+/// The proximal operator of the (group) elastic net with step `lr`, applied to `v = wt − lr·g`.
+pub fn prox(v: Tensor<2>, lr: f64, lambda: f64, alpha: f64, group: bool) -> Tensor<2> {
+    let shrink = lr * lambda * alpha;
+    let ridge = 1.0 + lr * lambda * (1.0 - alpha);
+    if shrink == 0.0 {
+        return if ridge == 1.0 { v } else { v / ridge };
+    }
+    if group {
+        // Column j of W is row j of wt: scale it by max(0, 1 − shrink/‖v_j‖). A zero row stays
+        // zero (the division gives +inf, the clamp gives 0) instead of dividing 0 by 0.
+        let norms = v.clone().square().sum_dim(1).sqrt(); // [d, 1]
+        let scale = (norms.recip() * (-shrink) + 1.0).clamp_min(0.0);
+        v * scale / ridge
+    } else {
+        let mag = (v.clone().abs() - shrink).clamp_min(0.0);
+        v.sign() * mag / ridge
+    }
+}
+
+/// Optimizer state carried along the path (warm starts): the layer and the SAGA table.
+#[derive(Clone)]
+pub struct SagaState {
+    /// Weights transposed, `[d, K]`, so the batch GEMMs need no transpose of W.
+    pub wt: Tensor<2>,
+    /// Bias `[1, K]`.
+    pub b: Tensor<2>,
+    /// Last stored `∂loss/∂logits` of every training example, `[n, K]`.
+    pub table: Tensor<2>,
+    /// Average of the table's gradients: `Xᵀ T / n` `[d, K]` and `mean(T)` `[1, K]`.
+    pub gbar_w: Tensor<2>,
+    pub gbar_b: Tensor<2>,
+}
+
+impl SagaState {
+    /// W = 0, b = the intercept-only optimum, empty table: the exact solution at λ_max.
+    pub fn initial(train: &DeviceSplit, family: Family) -> Self {
+        let device = train.device();
+        let (n, d, k) = (train.n, train.d, train.k);
+        let ybar = weighted_target_mean(train); // [1, K]
+        let b = match family {
+            Family::Gaussian => ybar,
+            Family::Multinomial => {
+                let logp = ybar.clamp(1e-12, 1.0).log();
+                let mean = logp.clone().mean_dim(1);
+                logp - mean
+            }
+            Family::Multilabel => {
+                let p = ybar.clamp(1e-6, 1.0 - 1e-6);
+                (p.clone() / (p.neg() + 1.0)).log()
+            }
+        };
+        SagaState {
+            wt: Tensor::zeros([d, k], &device),
+            b,
+            table: Tensor::zeros([n, k], &device),
+            gbar_w: Tensor::zeros([d, k], &device),
+            gbar_b: Tensor::zeros([1, k], &device),
+        }
+    }
+
+    /// Recompute the table average exactly (one GEMM), removing the drift of the running sums.
+    pub fn refresh_average(&mut self, train: &DeviceSplit) {
+        let n = train.n as f64;
+        self.gbar_w = train.x.clone().transpose().matmul(self.table.clone()) / n;
+        self.gbar_b = self.table.clone().sum_dim(0) / n;
+    }
+}
+
+/// `Σ w_i y_i / Σ w_i` as `[1, K]`.
+pub fn weighted_target_mean(split: &DeviceSplit) -> Tensor<2> {
+    match &split.w {
+        None => split.y.clone().mean_dim(0),
+        Some(w) => (split.y.clone() * w.clone()).sum_dim(0) / w.clone().sum_dim(0),
+    }
+}
+
+/// λ_max on the given (standardized) training split: the smallest λ whose solution is W = 0.
+/// `G = (1/n) Xᵀ diag(w) (Y − Ȳ_w)`; elementwise: `max |G_kj| / max(α, 1e-3)`; group: the
+/// largest feature column norm `max_j ‖G_·j‖₂` over the same denominator.
+pub fn lambda_max(train: &DeviceSplit, alpha: f64, group: bool) -> f64 {
+    let centered = train.y.clone() - weighted_target_mean(train);
+    let centered = match &train.w {
+        None => centered,
+        Some(w) => centered * w.clone(),
+    };
+    let g = train.x.clone().transpose().matmul(centered) / train.n as f64; // [d, K]
+    let m = if group {
+        g.square().sum_dim(1).sqrt().max()
+    } else {
+        g.abs().max()
+    };
+    let m: f32 = m.into_scalar();
+    m as f64 / alpha.max(1e-3)
+}
+
+/// Automatic SAGA step size `1 / (3 L(b))` with the mini-batch expected smoothness of
+/// Gazagnadou, Gower & Salmon (2019):
+/// `L(b) = n(b−1)/(b(n−1)) L + (n−b)/(b(n−1)) L_max`, where `L` is the smoothness of the full
+/// objective (curvature × largest eigenvalue of `X̃ᵀ W X̃ / n`, `X̃ = [X, 1]`, by power iteration)
+/// and `L_max` the largest single-example smoothness (curvature × max_i w_i ‖x̃_i‖²).
+pub fn auto_step(train: &DeviceSplit, family: Family, batch: usize) -> f64 {
+    let device = train.device();
+    let (n, d) = (train.n, train.d);
+    let c = family.curvature();
+    let row_sq = train.x.clone().square().sum_dim(1) + 1.0; // [n, 1]
+    let row_sq = match &train.w {
+        None => row_sq,
+        Some(w) => row_sq * w.clone(),
+    };
+    let l_max = c * row_sq.max().into_scalar::<f32>() as f64;
+
+    // Power iteration on v = (u, c0) with u ∈ R^d and the bias coordinate c0.
+    let mut v = Tensor::<2>::ones([d, 1], &device) / (d as f64 + 1.0).sqrt();
+    let mut v0 = 1.0 / (d as f64 + 1.0).sqrt();
+    let mut eig = 0.0f64;
+    for it in 0..100 {
+        let xv = train.x.clone().matmul(v.clone()) + v0; // [n, 1]
+        let xv = match &train.w {
+            None => xv,
+            Some(w) => xv * w.clone(),
+        };
+        let nv = train.x.clone().transpose().matmul(xv.clone()) / n as f64; // [d, 1]
+        let nv0: f32 = (xv.sum() / n as f64).into_scalar();
+        let norm_sq: f32 = nv.clone().square().sum().into_scalar();
+        let norm = (norm_sq as f64 + (nv0 as f64).powi(2)).sqrt();
+        if norm == 0.0 || !norm.is_finite() {
+            break;
+        }
+        let converged = it > 2 && (norm - eig).abs() <= 1e-4 * norm;
+        eig = norm;
+        v = nv / norm;
+        v0 = nv0 as f64 / norm;
+        if converged {
+            break;
+        }
+    }
+    let l_full = c * eig.max(1e-12);
+    let b = batch.min(n) as f64;
+    let nf = n as f64;
+    let l_b = if n <= 1 {
+        l_max
+    } else {
+        nf * (b - 1.0) / (b * (nf - 1.0)) * l_full + (nf - b) / (b * (nf - 1.0)) * l_max
+    };
+    1.0 / (3.0 * l_b)
+}
+
+/// What one SAGA epoch reports back to the host (a single device read per epoch).
+pub struct EpochSummary {
+    /// Mean loss over the batches as they were visited plus the penalty at epoch end.
+    pub objective: f64,
+    /// `‖θ − θ_prev‖ / ‖θ‖` over (W, b).
+    pub rel_change: f64,
+}
+
+/// The fixed pieces of one λ: the penalty and the step.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub lambda: f64,
+    pub alpha: f64,
+    pub lr: f64,
+    pub group: bool,
+    pub family: Family,
+}
+
+/// One pass of mini-batch SAGA over the training split in the order `perm`.
+pub fn saga_epoch(
+    train: &DeviceSplit,
+    state: &mut SagaState,
+    perm: &[i64],
+    batch: usize,
+    step: Step,
+) -> EpochSummary {
+    let device = train.device();
+    let n = train.n;
+    let nf = n as f64;
+    let perm = Tensor::<1, Int>::from_data(TensorData::new(perm.to_vec(), [n]), &device);
+    let wt_prev = state.wt.clone();
+    let b_prev = state.b.clone();
+    let mut loss_sum = Tensor::<1>::zeros([1], &device);
+
+    let mut start = 0;
+    while start < n {
+        let end = (start + batch).min(n);
+        let bsz = (end - start) as f64;
+        let idx = perm.clone().slice([start..end]);
+        let xb = train.x.clone().select(0, idx.clone());
+        let yb = train.y.clone().select(0, idx.clone());
+        let tb = state.table.clone().select(0, idx.clone());
+
+        let logits = xb.clone().matmul(state.wt.clone()) + state.b.clone();
+        let (mut a, mut loss) = loss_and_grad(step.family, logits, yb);
+        if let Some(w) = &train.w {
+            let wb = w.clone().select(0, idx.clone());
+            a = a * wb.clone();
+            loss = loss * wb;
+        }
+        loss_sum = loss_sum + loss.sum();
+
+        let delta = a - tb; // [B, K]
+        let gsum = xb.transpose().matmul(delta.clone()); // [d, K]: the one gradient GEMM
+        let dsum = delta.clone().sum_dim(0); // [1, K]
+
+        let gw = gsum.clone() / bsz + state.gbar_w.clone();
+        let gb = dsum.clone() / bsz + state.gbar_b.clone();
+        state.wt = prox(
+            state.wt.clone() - gw * step.lr,
+            step.lr,
+            step.lambda,
+            step.alpha,
+            step.group,
+        );
+        state.b = state.b.clone() - gb * step.lr;
+
+        state.table = state
+            .table
+            .clone()
+            .select_assign(0, idx, delta, IndexingUpdateOp::Add);
+        state.gbar_w = state.gbar_w.clone() + gsum / nf;
+        state.gbar_b = state.gbar_b.clone() + dsum / nf;
+        start = end;
+    }
+
+    // One read: [loss sum, ‖Δθ‖², ‖θ‖², ‖W‖₁ or Σ‖W_j‖, ‖W‖²].
+    let dw = (state.wt.clone() - wt_prev).square().sum() + (state.b.clone() - b_prev).square().sum();
+    let norm = state.wt.clone().square().sum() + state.b.clone().square().sum();
+    let w_sq = state.wt.clone().square().sum();
+    let p1 = if step.group {
+        state.wt.clone().square().sum_dim(1).sqrt().sum()
+    } else {
+        state.wt.clone().abs().sum()
+    };
+    let stats = Tensor::cat(vec![loss_sum, dw, norm, p1, w_sq], 0);
+    let s: Vec<f32> = stats.try_into_vec_as::<f32>().expect("f32 stats");
+    let penalty = step.lambda * (step.alpha * s[3] as f64 + 0.5 * (1.0 - step.alpha) * s[4] as f64);
+    let loss = s[0] as f64 / nf;
+    EpochSummary {
+        objective: loss + penalty,
+        rel_change: (s[1] as f64).sqrt() / (s[2] as f64).sqrt().max(1e-30),
+    }
+}
+
+/// Host copy of a full evaluation pass over one split.
+pub struct Evaluation {
+    /// Weighted mean loss `(1/n) Σ w_i loss_i`, summed in f64.
+    pub loss: f64,
+    /// Accuracy (multinomial), per-label accuracy (multilabel) or R² (gaussian).
+    pub score: f64,
+}
+
+/// Loss and score of the layer `(wt, b)` on a split, chunked over rows to bound memory.
+pub fn evaluate(split: &DeviceSplit, wt: &Tensor<2>, b: &Tensor<2>, family: Family) -> Evaluation {
+    let logits = split.x.clone().matmul(wt.clone()) + b.clone();
+    let (_, loss) = loss_and_grad(family, logits.clone(), split.y.clone());
+    let loss = match &split.w {
+        None => loss,
+        Some(w) => loss * w.clone(),
+    };
+    let rows: Vec<f32> = loss.try_into_vec_as::<f32>().expect("f32 loss");
+    let loss = rows.iter().map(|&v| v as f64).sum::<f64>() / split.n as f64;
+    let score = match family {
+        Family::Multinomial => {
+            let hit = logits.argmax(1).equal(split.y.clone().argmax(1)).float().sum();
+            hit.into_scalar::<f32>() as f64 / split.n as f64
+        }
+        Family::Multilabel => {
+            let pred = logits.greater_elem(0.0);
+            let truth = split.y.clone().greater_elem(0.5);
+            let hit = pred.equal(truth).float().sum();
+            hit.into_scalar::<f32>() as f64 / (split.n * split.k) as f64
+        }
+        Family::Gaussian => {
+            let sse: f32 = (logits - split.y.clone()).square().sum().into_scalar();
+            let centered = split.y.clone() - split.y.clone().mean_dim(0);
+            let sst: f32 = centered.square().sum().into_scalar();
+            if sst > 0.0 {
+                1.0 - sse as f64 / sst as f64
+            } else {
+                f64::NAN
+            }
+        }
+    };
+    Evaluation { loss, score }
+}
+
+/// Full gradient of the mean loss at `(wt, b)`: `([d, K], [1, K])`.
+pub fn full_gradient(
+    train: &DeviceSplit,
+    wt: &Tensor<2>,
+    b: &Tensor<2>,
+    family: Family,
+) -> (Tensor<2>, Tensor<2>) {
+    let logits = train.x.clone().matmul(wt.clone()) + b.clone();
+    let (mut a, _) = loss_and_grad(family, logits, train.y.clone());
+    if let Some(w) = &train.w {
+        a = a * w.clone();
+    }
+    let n = train.n as f64;
+    (
+        train.x.clone().transpose().matmul(a.clone()) / n,
+        a.sum_dim(0) / n,
+    )
+}
+
+/// Largest violation of the optimality conditions of design §2 (and |∂F/∂b| for the bias).
+/// Elementwise: `|∇ + λ(1−α)W + λα sign(W)|` where `W ≠ 0`, `max(0, |∇| − λα)` where `W = 0`;
+/// group: the same with column norms.
+pub fn kkt_violation(train: &DeviceSplit, state: &SagaState, step: Step) -> f64 {
+    let (gw, gb) = full_gradient(train, &state.wt, &state.b, step.family);
+    let (lambda, alpha) = (step.lambda, step.alpha);
+    let r = gw + state.wt.clone() * (lambda * (1.0 - alpha));
+    let viol = if step.group {
+        let wnorm = state.wt.clone().square().sum_dim(1).sqrt(); // [d, 1]
+        let zero = wnorm.clone().equal_elem(0.0);
+        let unit = state.wt.clone() / wnorm.clone().clamp_min(1e-30);
+        let on = (r.clone() + unit * (lambda * alpha)).square().sum_dim(1).sqrt();
+        let off = (r.square().sum_dim(1).sqrt() - lambda * alpha).clamp_min(0.0);
+        on.mask_where(zero, off)
+    } else {
+        let zero = state.wt.clone().equal_elem(0.0);
+        let on = (r.clone() + state.wt.clone().sign() * (lambda * alpha)).abs();
+        let off = (r.abs() - lambda * alpha).clamp_min(0.0);
+        on.mask_where(zero, off)
+    };
+    let v: f32 = viol.max().into_scalar();
+    let vb: f32 = gb.abs().max().into_scalar();
+    (v.max(vb)) as f64
+}

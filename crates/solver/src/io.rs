@@ -1,0 +1,602 @@
+//! Files in and out, as a PyTorch user has them: `.npy` arrays (numpy's format 1.0–3.0) and
+//! safetensors files; every write is atomic (temp file in the same folder, fsync, rename), so an
+//! interrupted run never leaves a half-written file that looks complete.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::data::{Split, Standardizer, Targets};
+use crate::error::{Result, SolverError};
+
+/// An array read from disk, converted to the element type we compute in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    Float { shape: Vec<usize>, data: Vec<f32> },
+    Int { shape: Vec<usize>, data: Vec<i64> },
+}
+
+impl Array {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Array::Float { shape, .. } | Array::Int { shape, .. } => shape,
+        }
+    }
+}
+
+/// Write bytes to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| SolverError::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SolverError::io(path, e));
+    }
+    Ok(())
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| SolverError::io(path, e))
+}
+
+/// Parse a `.npy` file (C or Fortran order; f32, f64, f16-free integer and bool dtypes).
+pub fn read_npy(path: &Path) -> Result<Array> {
+    let bytes = read_bytes(path)?;
+    parse_npy(&bytes).map_err(|reason| SolverError::bad_file(path, reason))
+}
+
+fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (missing the \\x93NUMPY magic)".into());
+    }
+    let major = bytes[6];
+    let (header_len, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err("truncated .npy header".into());
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or("truncated .npy header")?;
+    let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text")?;
+    let descr = dict_value(header, "descr").ok_or("the .npy header has no 'descr'")?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let fortran = dict_value(header, "fortran_order").ok_or("the .npy header has no 'fortran_order'")?;
+    let fortran = fortran.trim() == "True";
+    let shape_txt = dict_value(header, "shape").ok_or("the .npy header has no 'shape'")?;
+    let shape: Vec<usize> = shape_txt
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape entry '{s}'")))
+        .collect::<std::result::Result<_, _>>()?;
+    let count: usize = shape.iter().product();
+    let body = &bytes[start + header_len..];
+
+    let (endian, code) = descr.split_at(1);
+    if endian == ">" {
+        return Err(format!(
+            "big-endian dtype '{descr}' is not supported; save with '<' byte order"
+        ));
+    }
+    let size: usize = code[1..]
+        .parse()
+        .map_err(|_| format!("unsupported dtype '{descr}'"))?;
+    if body.len() < count * size {
+        return Err(format!(
+            "truncated data: shape {shape:?} of '{descr}' needs {} bytes, the file has {}",
+            count * size,
+            body.len()
+        ));
+    }
+    let body = &body[..count * size];
+    let chunks = body.chunks_exact(size);
+    let mut array = match (&code[..1], size) {
+        ("f", 4) => Array::Float {
+            shape: shape.clone(),
+            data: chunks
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        },
+        ("f", 8) => Array::Float {
+            shape: shape.clone(),
+            data: chunks
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+        },
+        ("i", 8) => Array::Int {
+            shape: shape.clone(),
+            data: chunks
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        },
+        ("i", 4) => Array::Int {
+            shape: shape.clone(),
+            data: chunks
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        },
+        ("i", 2) => Array::Int {
+            shape: shape.clone(),
+            data: chunks
+                .map(|c| i16::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        },
+        ("i", 1) => Array::Int {
+            shape: shape.clone(),
+            data: body.iter().map(|&b| b as i8 as i64).collect(),
+        },
+        ("u", 1) | ("b", 1) => Array::Int {
+            shape: shape.clone(),
+            data: body.iter().map(|&b| b as i64).collect(),
+        },
+        ("u", 2) => Array::Int {
+            shape: shape.clone(),
+            data: chunks
+                .map(|c| u16::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        },
+        ("u", 4) => Array::Int {
+            shape: shape.clone(),
+            data: chunks
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        },
+        _ => {
+            return Err(format!(
+                "unsupported dtype '{descr}' (use float32/64 or an integer type)"
+            ))
+        }
+    };
+    if fortran && shape.len() == 2 {
+        let (r, c) = (shape[0], shape[1]);
+        match &mut array {
+            Array::Float { data, .. } => *data = transpose(data, c, r),
+            Array::Int { data, .. } => *data = transpose(data, c, r),
+        }
+    } else if fortran && shape.len() > 2 {
+        return Err("Fortran-ordered arrays of rank > 2 are not supported".into());
+    }
+    Ok(array)
+}
+
+/// Row-major `[rows, cols]` → row-major `[cols, rows]`.
+fn transpose<T: Copy>(data: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(data.len());
+    for c in 0..cols {
+        for r in 0..rows {
+            out.push(data[r * cols + c]);
+        }
+    }
+    out
+}
+
+/// The text after `'key':` in a Python dict literal, up to the next top-level comma.
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let pos = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
+    let rest = &header[pos + key.len() + 2..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    let mut depth = 0;
+    for (i, ch) in rest.char_indices() {
+        match ch {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' | '}' if depth == 0 => return Some(rest[..i].trim()),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Encode a 1-D or 2-D array as `.npy` (f32 or i64, C order).
+pub fn encode_npy(array: &Array) -> Vec<u8> {
+    let (descr, shape, body): (&str, &[usize], Vec<u8>) = match array {
+        Array::Float { shape, data } => ("<f4", shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        Array::Int { shape, data } => ("<i8", shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    };
+    let shape_txt = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!(
+            "({})",
+            shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn safetensor_array(path: &Path, view: &TensorView<'_>) -> Result<Array> {
+    let shape = view.shape().to_vec();
+    let data = view.data();
+    let arr = match view.dtype() {
+        Dtype::F32 => Array::Float {
+            shape,
+            data: data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        },
+        Dtype::F64 => Array::Float {
+            shape,
+            data: data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+        },
+        Dtype::I64 => Array::Int {
+            shape,
+            data: data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        },
+        Dtype::I32 => Array::Int {
+            shape,
+            data: data
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        },
+        Dtype::U8 | Dtype::BOOL => Array::Int {
+            shape,
+            data: data.iter().map(|&b| b as i64).collect(),
+        },
+        Dtype::I8 => Array::Int {
+            shape,
+            data: data.iter().map(|&b| b as i8 as i64).collect(),
+        },
+        other => {
+            return Err(SolverError::bad_file(
+                path,
+                format!("tensor has dtype {other:?}; use float32/float64 features and integer labels"),
+            ))
+        }
+    };
+    Ok(arr)
+}
+
+/// Read named tensors from a safetensors file.
+pub fn read_safetensors(path: &Path) -> Result<(HashMap<String, Array>, HashMap<String, String>)> {
+    let bytes = read_bytes(path)?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| SolverError::bad_file(path, format!("not a readable safetensors file ({e})")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| SolverError::bad_file(path, format!("bad safetensors header ({e})")))?;
+    let mut out = HashMap::new();
+    for name in st.names() {
+        let view = st
+            .tensor(name)
+            .map_err(|e| SolverError::bad_file(path, e.to_string()))?;
+        out.insert(name.to_string(), safetensor_array(path, &view)?);
+    }
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// Serialize f32 tensors (name, shape, values) plus string metadata to safetensors bytes.
+pub fn encode_safetensors(
+    tensors: &[(&str, Vec<usize>, &[f32])],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.to_string(),
+                s.clone(),
+                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
+            )
+        })
+        .collect();
+    safetensors::tensor::serialize(views, metadata)
+        .map_err(|e| SolverError::Config(format!("safetensors serialization failed: {e}")))
+}
+
+/// Where a split's features and labels live on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureSource {
+    /// One safetensors file with a 2-D float `features` tensor and a `labels` tensor
+    /// (1-D integer class indices, or a 2-D float target matrix).
+    Safetensors(PathBuf),
+    /// A pair of `.npy` files: features `[n, d]` and labels.
+    NpyPair { features: PathBuf, labels: PathBuf },
+}
+
+impl FeatureSource {
+    /// Parse a command-line spec: `file.safetensors`, `X.npy,y.npy`, or `X_train.npy` alone
+    /// (the labels are then the file whose name has the leading `X` replaced by `y`).
+    pub fn parse(spec: &str) -> Result<Self> {
+        if let Some((x, y)) = spec.split_once(',') {
+            return Ok(FeatureSource::NpyPair {
+                features: x.into(),
+                labels: y.into(),
+            });
+        }
+        let path = PathBuf::from(spec);
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => Ok(FeatureSource::Safetensors(path)),
+            Some("npy") => {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let label_name = if let Some(rest) = name.strip_prefix('X') {
+                    format!("y{rest}")
+                } else if let Some(rest) = name.strip_prefix("features") {
+                    format!("labels{rest}")
+                } else {
+                    return Err(SolverError::Config(format!(
+                        "{spec}: give the labels too, as FEATURES.npy,LABELS.npy (the label file is \
+                         inferred only for names starting with 'X' or 'features')"
+                    )));
+                };
+                Ok(FeatureSource::NpyPair {
+                    labels: path.with_file_name(label_name),
+                    features: path,
+                })
+            }
+            _ => Err(SolverError::Config(format!(
+                "{spec}: expected a .safetensors file or a .npy features file"
+            ))),
+        }
+    }
+
+    fn features_path(&self) -> &Path {
+        match self {
+            FeatureSource::Safetensors(p) => p,
+            FeatureSource::NpyPair { features, .. } => features,
+        }
+    }
+
+    /// Load the split, checking ranks and counts; numbers are validated later per family.
+    pub fn load(&self, name: &str) -> Result<Split> {
+        let (features, labels, lpath) = match self {
+            FeatureSource::Safetensors(path) => {
+                let (mut tensors, _) = read_safetensors(path)?;
+                let f = tensors.remove("features").ok_or_else(|| {
+                    SolverError::bad_file(path, "no 'features' tensor (expected 'features' and 'labels')")
+                })?;
+                let l = tensors.remove("labels").ok_or_else(|| {
+                    SolverError::bad_file(path, "no 'labels' tensor (expected 'features' and 'labels')")
+                })?;
+                (f, l, path.clone())
+            }
+            FeatureSource::NpyPair { features, labels } => {
+                (read_npy(features)?, read_npy(labels)?, labels.clone())
+            }
+        };
+        let fpath = self.features_path();
+        let (n, d, x) = match features {
+            Array::Float { shape, data } if shape.len() == 2 => (shape[0], shape[1], data),
+            Array::Int { shape, data } if shape.len() == 2 => {
+                (shape[0], shape[1], data.into_iter().map(|v| v as f32).collect())
+            }
+            other => {
+                return Err(SolverError::bad_file(
+                    fpath,
+                    format!(
+                        "features must be a 2-D array [n, d], found shape {:?}",
+                        other.shape()
+                    ),
+                ))
+            }
+        };
+        let targets = match labels {
+            Array::Int { shape, data } if shape.len() == 1 => Targets::Classes(data),
+            Array::Int { shape, data } if shape.len() == 2 && shape[1] == 1 => Targets::Classes(data),
+            Array::Float { shape, data } if shape.len() == 2 => {
+                Targets::Dense { values: data, k: shape[1] }
+            }
+            Array::Float { shape, data } if shape.len() == 1 => {
+                // Float class labels as some tools save them: accept exact integers only.
+                if let Some(v) = data.iter().find(|v| v.fract() != 0.0 || !v.is_finite()) {
+                    return Err(SolverError::bad_file(
+                        &lpath,
+                        format!("1-D float labels must be whole class indices, found {v}"),
+                    ));
+                }
+                let _ = shape;
+                Targets::Classes(data.into_iter().map(|v| v as i64).collect())
+            }
+            other => {
+                return Err(SolverError::bad_file(
+                    &lpath,
+                    format!(
+                        "labels must be 1-D class indices [n] or a 2-D float target matrix [n, K], found shape {:?}",
+                        other.shape()
+                    ),
+                ))
+            }
+        };
+        if targets.len() != n {
+            return Err(SolverError::CountMismatch {
+                split: name.into(),
+                features: n,
+                labels: targets.len(),
+            });
+        }
+        Split::new(name, x, n, d, targets)
+    }
+}
+
+/// A linear decision layer as users load it from PyTorch: `weight [K, D]`, `bias [K]`, and the
+/// standardization `mean [D]`, `std [D]` to apply to raw features first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub k: usize,
+    pub d: usize,
+    /// Row-major `[K, D]`.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Layer {
+    /// Build from the solver's transposed weights `wt [D, K]`.
+    pub fn from_transposed(
+        wt: &[f32],
+        bias: Vec<f32>,
+        d: usize,
+        k: usize,
+        standardizer: &Standardizer,
+    ) -> Self {
+        Layer {
+            k,
+            d,
+            weight: transpose(wt, d, k),
+            bias,
+            mean: standardizer.mean.clone(),
+            std: standardizer.std.clone(),
+        }
+    }
+
+    /// Exact nonzeros (the proximal step produces exact zeros), total and per class.
+    pub fn nnz_per_class(&self) -> Vec<usize> {
+        self.weight
+            .chunks_exact(self.d)
+            .map(|r| r.iter().filter(|v| **v != 0.0).count())
+            .collect()
+    }
+
+    /// Features used by at least one class.
+    pub fn features_used(&self) -> usize {
+        (0..self.d)
+            .filter(|&j| (0..self.k).any(|c| self.weight[c * self.d + j] != 0.0))
+            .count()
+    }
+
+    pub fn save(&self, path: &Path, metadata: Option<HashMap<String, String>>) -> Result<()> {
+        let bytes = encode_safetensors(
+            &[
+                ("weight", vec![self.k, self.d], &self.weight),
+                ("bias", vec![self.k], &self.bias),
+                ("mean", vec![self.d], &self.mean),
+                ("std", vec![self.d], &self.std),
+            ],
+            metadata,
+        )?;
+        write_atomic(path, &bytes)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let (mut t, _) = read_safetensors(path)?;
+        let mut take = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
+            match t.remove(name) {
+                Some(Array::Float { shape, data }) => Ok((shape, data)),
+                _ => Err(SolverError::bad_file(path, format!("no float tensor '{name}'"))),
+            }
+        };
+        let (ws, weight) = take("weight")?;
+        let (_, bias) = take("bias")?;
+        let (_, mean) = take("mean")?;
+        let (_, std) = take("std")?;
+        if ws.len() != 2 || bias.len() != ws[0] || mean.len() != ws[1] || std.len() != ws[1] {
+            return Err(SolverError::bad_file(
+                path,
+                format!("inconsistent layer shapes: weight {ws:?}"),
+            ));
+        }
+        Ok(Layer {
+            k: ws[0],
+            d: ws[1],
+            weight,
+            bias,
+            mean,
+            std,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip_and_fortran_order() {
+        let a = Array::Float {
+            shape: vec![2, 3],
+            data: vec![1., 2., 3., 4., 5., 6.],
+        };
+        assert_eq!(parse_npy(&encode_npy(&a)).unwrap(), a);
+        let l = Array::Int {
+            shape: vec![3],
+            data: vec![0, 2, 1],
+        };
+        assert_eq!(parse_npy(&encode_npy(&l)).unwrap(), l);
+        // The same 2x3 matrix stored column-major.
+        let mut bytes = encode_npy(&Array::Float {
+            shape: vec![2, 3],
+            data: vec![1., 4., 2., 5., 3., 6.],
+        });
+        let hdr = String::from_utf8_lossy(&bytes[10..]).into_owned();
+        let pos = hdr.find("False").unwrap() + 10;
+        bytes.splice(pos..pos + 5, b"True ".iter().copied());
+        assert_eq!(parse_npy(&bytes).unwrap(), a);
+    }
+
+    #[test]
+    fn npy_errors_are_readable() {
+        assert!(parse_npy(b"hello world").unwrap_err().contains("not a .npy"));
+        let mut bytes = encode_npy(&Array::Float {
+            shape: vec![4, 4],
+            data: vec![0.0; 16],
+        });
+        bytes.truncate(bytes.len() - 8);
+        assert!(parse_npy(&bytes).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn label_file_is_inferred() {
+        let s = FeatureSource::parse("dir/X_train.npy").unwrap();
+        assert_eq!(
+            s,
+            FeatureSource::NpyPair {
+                features: "dir/X_train.npy".into(),
+                labels: "dir/y_train.npy".into()
+            }
+        );
+        assert!(FeatureSource::parse("dir/train.npy").is_err());
+        assert!(FeatureSource::parse("dir/train.csv").is_err());
+    }
+}

@@ -1,0 +1,569 @@
+//! The regularization path: λ_max, the λ grid, warm-started SAGA per λ with its stopping rules,
+//! a record per λ, and a checkpoint after every λ so an interrupted path resumes after its last
+//! complete λ and ends exactly where an uninterrupted run would (same seed, CPU backends).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Family, PathConfig, StepSize};
+use crate::data::{Problem, Standardizer};
+use crate::engine::{self, DeviceSplit, SagaState, Step};
+use crate::error::{Result, SolverError};
+use crate::io::{self, Array, Layer};
+
+/// Why the SAGA loop of one λ ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Relative weight change over an epoch below tol.
+    Tol,
+    /// No relative objective improvement ≥ tol for `lookbehind` epochs.
+    Lookbehind,
+    MaxEpochs,
+}
+
+/// Loss and score of a layer on one split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitMetrics {
+    pub loss: f64,
+    /// Accuracy (multinomial), mean per-label accuracy (multilabel), absent for gaussian.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accuracy: Option<f64>,
+    /// Coefficient of determination (gaussian only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub r2: Option<f64>,
+}
+
+impl SplitMetrics {
+    fn new(family: Family, e: engine::Evaluation) -> Self {
+        match family {
+            Family::Gaussian => SplitMetrics {
+                loss: e.loss,
+                accuracy: None,
+                r2: Some(e.score),
+            },
+            _ => SplitMetrics {
+                loss: e.loss,
+                accuracy: Some(e.score),
+                r2: None,
+            },
+        }
+    }
+    /// The number selection compares: accuracy, or R² for gaussian.
+    pub fn score(&self) -> f64 {
+        self.accuracy.or(self.r2).unwrap_or(f64::NAN)
+    }
+}
+
+/// Everything measured at one λ of the path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LambdaRecord {
+    pub index: usize,
+    pub lambda: f64,
+    pub lr: f64,
+    pub epochs: usize,
+    pub seconds: f64,
+    pub stop: StopReason,
+    /// Exact training objective `F(W, b)` at the end of this λ (f64 sums).
+    pub objective: f64,
+    /// Largest KKT violation (design §2), including |∂F/∂b|.
+    pub kkt: f64,
+    pub train: SplitMetrics,
+    pub val: Option<SplitMetrics>,
+    pub test: Option<SplitMetrics>,
+    /// Exact nonzero weights (the proximal step produces exact zeros).
+    pub nnz: usize,
+    pub nnz_per_class: Vec<usize>,
+    /// Features used by at least one class.
+    pub features_used: usize,
+    /// Which run computed this λ: 0 for the first, incremented by each resume.
+    pub session: u32,
+}
+
+/// A finished (or, while running, partial) path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathResult {
+    pub family: Family,
+    pub config: PathConfig,
+    pub lambda_max: f64,
+    pub lambdas: Vec<f64>,
+    /// The step size before decay (`--lr auto` resolved).
+    pub base_lr: f64,
+    pub n_train: usize,
+    pub d: usize,
+    pub k: usize,
+    /// Features whose training std was clamped (constant features).
+    pub clamped_features: Vec<usize>,
+    pub records: Vec<LambdaRecord>,
+    /// Layers of every λ, in path order, when requested with [`RunOptions::keep_layers`].
+    #[serde(skip)]
+    pub layers: Vec<Layer>,
+}
+
+/// Where and how to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Output folder: every λ's layer goes to `layers/lambda_XXX.safetensors` and the
+    /// checkpoint to `checkpoint.safetensors`. None: nothing is written.
+    pub out_dir: Option<PathBuf>,
+    /// Continue after the last complete λ of the checkpoint in `out_dir`, if there is one.
+    pub resume: bool,
+    /// Keep every layer in memory in [`PathResult::layers`].
+    pub keep_layers: bool,
+    /// Draw a progress bar per λ on stderr (hidden when stderr is not a terminal).
+    pub progress: bool,
+    /// Print one summary line per λ on stderr.
+    pub verbose: bool,
+}
+
+/// File name of λ #i's layer inside `out_dir/layers`.
+pub fn layer_file(out_dir: &Path, index: usize) -> PathBuf {
+    out_dir
+        .join("layers")
+        .join(format!("lambda_{index:03}.safetensors"))
+}
+
+pub fn checkpoint_file(out_dir: &Path) -> PathBuf {
+    out_dir.join("checkpoint.safetensors")
+}
+
+/// A cheap, stable fingerprint of the data and configuration, so a checkpoint is only resumed
+/// on the problem it was written for.
+fn fingerprint(problem: &Problem, config: &PathConfig) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |v: u64| {
+        h ^= v;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
+    };
+    let json = serde_json::to_string(config).unwrap_or_default();
+    json.bytes().for_each(|b| mix(b as u64));
+    for s in [Some(&problem.train), problem.val.as_ref(), problem.test.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        mix(s.n as u64);
+        mix(s.d as u64);
+        s.x.iter().for_each(|v| mix(v.to_bits() as u64));
+        s.target_matrix(problem.k)
+            .iter()
+            .for_each(|v| mix(v.to_bits() as u64));
+        if let Some(w) = &s.weights {
+            w.iter().for_each(|v| mix(v.to_bits() as u64));
+        }
+    }
+    mix(problem.k as u64);
+    format!("{h:016x}")
+}
+
+fn read_tensor(device: &Device, data: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(data, shape), device)
+}
+
+fn host(t: &Tensor<2>) -> Vec<f32> {
+    t.clone().try_into_vec_as::<f32>().expect("f32 tensor")
+}
+
+/// State saved after a complete λ.
+struct Checkpoint {
+    completed: usize,
+    state: (Vec<f32>, Vec<f32>, Vec<f32>),
+    records: Vec<LambdaRecord>,
+}
+
+fn save_checkpoint(
+    path: &Path,
+    fp: &str,
+    state: &SagaState,
+    dims: (usize, usize, usize),
+    result: &PathResult,
+) -> Result<()> {
+    let (n, d, k) = dims;
+    let (wt, b, table) = (host(&state.wt), host(&state.b), host(&state.table));
+    let mut meta = HashMap::new();
+    meta.insert("fingerprint".to_string(), fp.to_string());
+    meta.insert("completed".to_string(), result.records.len().to_string());
+    meta.insert(
+        "records".to_string(),
+        serde_json::to_string(&result.records).expect("records serialize"),
+    );
+    let bytes = io::encode_safetensors(
+        &[
+            ("wt", vec![d, k], &wt),
+            ("b", vec![1, k], &b),
+            ("table", vec![n, k], &table),
+        ],
+        Some(meta),
+    )?;
+    io::write_atomic(path, &bytes)
+}
+
+fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize, usize)) -> Result<Option<Checkpoint>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let (mut t, meta) = io::read_safetensors(path)?;
+    let mismatch = |reason: String| SolverError::CheckpointMismatch {
+        path: path.into(),
+        reason,
+    };
+    if meta.get("fingerprint").map(String::as_str) != Some(fp) {
+        return Err(mismatch(
+            "its data or configuration fingerprint differs (remove the folder or drop --resume)".into(),
+        ));
+    }
+    let completed: usize = meta
+        .get("completed")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| mismatch("no completed-λ count".into()))?;
+    let records: Vec<LambdaRecord> = meta
+        .get("records")
+        .and_then(|r| serde_json::from_str(r).ok())
+        .ok_or_else(|| mismatch("unreadable records".into()))?;
+    let (n, d, k) = dims;
+    let mut take = |name: &str, len: usize| -> Result<Vec<f32>> {
+        match t.remove(name) {
+            Some(Array::Float { data, .. }) if data.len() == len => Ok(data),
+            _ => Err(mismatch(format!("tensor '{name}' missing or of the wrong size"))),
+        }
+    };
+    let state = (take("wt", d * k)?, take("b", k)?, take("table", n * k)?);
+    Ok(Some(Checkpoint {
+        completed,
+        state,
+        records,
+    }))
+}
+
+/// Run SAGA at one λ from the given state until a stopping rule fires.
+fn solve_lambda(
+    train: &DeviceSplit,
+    state: &mut SagaState,
+    step: Step,
+    config: &PathConfig,
+    seed: u64,
+    bar: &ProgressBar,
+) -> Result<(usize, StopReason, f64)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut perm: Vec<i64> = (0..train.n as i64).collect();
+    state.refresh_average(train);
+    let mut best = f64::INFINITY;
+    let mut since_best = 0usize;
+    let mut last_obj = f64::NAN;
+    for epoch in 1..=config.max_epochs {
+        if config.refresh_every > 0 && epoch > 1 && (epoch - 1) % config.refresh_every == 0 {
+            state.refresh_average(train);
+        }
+        perm.shuffle(&mut rng);
+        let summary = engine::saga_epoch(train, state, &perm, config.batch_size, step);
+        last_obj = summary.objective;
+        bar.set_position(epoch as u64);
+        bar.set_message(format!(
+            "obj {:.6e}  Δw {:.1e}",
+            summary.objective, summary.rel_change
+        ));
+        if !summary.objective.is_finite() {
+            return Err(SolverError::Diverged {
+                index: 0,
+                lambda: step.lambda,
+                lr: step.lr,
+                objective: summary.objective,
+            });
+        }
+        if summary.rel_change <= config.tol {
+            return Ok((epoch, StopReason::Tol, last_obj));
+        }
+        if summary.objective < best - config.tol * best.abs() {
+            best = summary.objective;
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if config.lookbehind > 0 && since_best >= config.lookbehind {
+                return Ok((epoch, StopReason::Lookbehind, last_obj));
+            }
+        }
+    }
+    Ok((config.max_epochs, StopReason::MaxEpochs, last_obj))
+}
+
+/// A problem's splits on the device, ready for the solver.
+pub struct DeviceProblem {
+    pub train: DeviceSplit,
+    pub val: Option<DeviceSplit>,
+    pub test: Option<DeviceSplit>,
+}
+
+impl DeviceProblem {
+    pub fn upload(problem: &Problem, device: &Device) -> Self {
+        DeviceProblem {
+            train: DeviceSplit::upload(&problem.train, problem.k, device),
+            val: problem
+                .val
+                .as_ref()
+                .map(|s| DeviceSplit::upload(s, problem.k, device)),
+            test: problem
+                .test
+                .as_ref()
+                .map(|s| DeviceSplit::upload(s, problem.k, device)),
+        }
+    }
+}
+
+/// How the SAGA loop of one λ went, before measuring its result.
+struct Run {
+    index: usize,
+    epochs: usize,
+    seconds: f64,
+    stop: StopReason,
+    session: u32,
+}
+
+/// Measure the current state at λ: the layer and its record (objective, KKT, metrics, nnz).
+fn measure(
+    dp: &DeviceProblem,
+    state: &SagaState,
+    step: Step,
+    problem: &Problem,
+    standardizer: &Standardizer,
+    run: Run,
+) -> (Layer, LambdaRecord) {
+    let (d, k) = (problem.d(), problem.k);
+    let family = problem.family;
+    let kkt = engine::kkt_violation(&dp.train, state, step);
+    let train_eval = engine::evaluate(&dp.train, &state.wt, &state.b, family);
+    let wt = host(&state.wt);
+    let objective = train_eval.loss + engine::penalty_host(&wt, d, k, step.lambda, step.alpha, step.group);
+    let layer = Layer::from_transposed(&wt, host(&state.b), d, k, standardizer);
+    let eval = |s: &Option<DeviceSplit>| {
+        s.as_ref()
+            .map(|s| SplitMetrics::new(family, engine::evaluate(s, &state.wt, &state.b, family)))
+    };
+    let nnz_per_class = layer.nnz_per_class();
+    let record = LambdaRecord {
+        index: run.index,
+        lambda: step.lambda,
+        lr: step.lr,
+        epochs: run.epochs,
+        seconds: run.seconds,
+        stop: run.stop,
+        objective,
+        kkt,
+        train: SplitMetrics::new(family, train_eval),
+        val: eval(&dp.val),
+        test: eval(&dp.test),
+        nnz: nnz_per_class.iter().sum(),
+        features_used: layer.features_used(),
+        nnz_per_class,
+        session: run.session,
+    };
+    (layer, record)
+}
+
+fn progress_bar(opts: &RunOptions, max_epochs: usize, prefix: String) -> ProgressBar {
+    let target = if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(max_epochs as u64), target);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} epochs {elapsed} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+/// Resolve the base step size (`--lr auto` or the fixed value).
+pub fn base_step(train: &DeviceSplit, config: &PathConfig) -> f64 {
+    match config.lr {
+        StepSize::Fixed(lr) => lr,
+        StepSize::Auto => engine::auto_step(train, config.family, config.batch_size),
+    }
+}
+
+/// Compute the whole regularization path of a standardized problem on `device`.
+///
+/// `standardizer` is only stored with the layers; the problem's features must already be
+/// standardized with it.
+pub fn run_path(
+    problem: &Problem,
+    standardizer: &Standardizer,
+    config: &PathConfig,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<PathResult> {
+    config.validate()?;
+    if problem.family != config.family {
+        return Err(SolverError::Config(format!(
+            "the problem is {:?} but the configuration asks for {:?}",
+            problem.family, config.family
+        )));
+    }
+    let dp = DeviceProblem::upload(problem, device);
+    let (n, d, k) = (problem.train.n, problem.d(), problem.k);
+    let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
+    let lambdas = config.lambdas(lambda_max);
+    let base_lr = base_step(&dp.train, config);
+    let fp = fingerprint(problem, config);
+
+    let mut result = PathResult {
+        family: problem.family,
+        config: config.clone(),
+        lambda_max,
+        lambdas: lambdas.clone(),
+        base_lr,
+        n_train: n,
+        d,
+        k,
+        clamped_features: standardizer.clamped.clone(),
+        records: Vec::new(),
+        layers: Vec::new(),
+    };
+    let mut state = SagaState::initial(&dp.train, problem.family);
+    let mut session = 0;
+
+    if let (Some(out), true) = (&opts.out_dir, opts.resume) {
+        if let Some(ck) = load_checkpoint(&checkpoint_file(out), &fp, (n, d, k))? {
+            let (wt, b, table) = ck.state;
+            state.wt = read_tensor(device, wt, [d, k]);
+            state.b = read_tensor(device, b, [1, k]);
+            state.table = read_tensor(device, table, [n, k]);
+            session = ck.records.iter().map(|r| r.session).max().map_or(0, |s| s + 1);
+            if opts.keep_layers {
+                for i in 0..ck.completed {
+                    result.layers.push(Layer::load(&layer_file(out, i))?);
+                }
+            }
+            result.records = ck.records;
+            if opts.verbose {
+                eprintln!("resuming after lambda #{} of {}", ck.completed, lambdas.len());
+            }
+        }
+    }
+
+    let total = lambdas.len();
+    for (index, &lambda) in lambdas.iter().enumerate().skip(result.records.len()) {
+        let lr = config.lr_at(base_lr, index, total);
+        let step = Step {
+            lambda,
+            alpha: config.alpha,
+            lr,
+            group: config.group,
+            family: problem.family,
+        };
+        let bar = progress_bar(
+            opts,
+            config.max_epochs,
+            format!("λ {:>3}/{total} {lambda:.3e}", index + 1),
+        );
+        let started = Instant::now();
+        let lambda_seed = config.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let (epochs, stop, _) = solve_lambda(&dp.train, &mut state, step, config, lambda_seed, &bar)
+            .map_err(|e| match e {
+                SolverError::Diverged {
+                    lambda,
+                    lr,
+                    objective,
+                    ..
+                } => SolverError::Diverged {
+                    index,
+                    lambda,
+                    lr,
+                    objective,
+                },
+                e => e,
+            })?;
+        device
+            .sync()
+            .map_err(|e| SolverError::Backend(format!("{e:?}")))?;
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        let (layer, record) = measure(
+            &dp,
+            &state,
+            step,
+            problem,
+            standardizer,
+            Run {
+                index,
+                epochs,
+                seconds,
+                stop,
+                session,
+            },
+        );
+        if opts.verbose {
+            let val_txt = record
+                .val
+                .map(|v| format!(" val {:.4}", v.score()))
+                .unwrap_or_default();
+            eprintln!(
+                "λ {:>3}/{total} {lambda:.4e}: {epochs} epochs ({stop:?}) {seconds:.2}s obj {objective:.6e} kkt {kkt:.1e} nnz {}{val_txt}",
+                index + 1,
+                record.nnz,
+                objective = record.objective,
+                kkt = record.kkt
+            );
+        }
+        if let Some(out) = &opts.out_dir {
+            let mut meta = HashMap::new();
+            meta.insert("lambda".to_string(), lambda.to_string());
+            meta.insert("index".to_string(), index.to_string());
+            layer.save(&layer_file(out, index), Some(meta))?;
+        }
+        result.records.push(record);
+        if opts.keep_layers {
+            result.layers.push(layer);
+        }
+        if let Some(out) = &opts.out_dir {
+            save_checkpoint(&checkpoint_file(out), &fp, &state, (n, d, k), &result)?;
+        }
+    }
+    Ok(result)
+}
+
+/// Fit a single λ from the intercept-only start (no path, no warm start from larger λ).
+pub fn fit_lambda(
+    problem: &Problem,
+    standardizer: &Standardizer,
+    lambda: f64,
+    config: &PathConfig,
+    device: &Device,
+) -> Result<(Layer, LambdaRecord)> {
+    config.validate()?;
+    if !(lambda >= 0.0 && lambda.is_finite()) {
+        return Err(SolverError::Config(format!("lambda must be >= 0, got {lambda}")));
+    }
+    let dp = DeviceProblem::upload(problem, device);
+    let mut state = SagaState::initial(&dp.train, problem.family);
+    let lr = base_step(&dp.train, config);
+    let step = Step {
+        lambda,
+        alpha: config.alpha,
+        lr,
+        group: config.group,
+        family: problem.family,
+    };
+    let bar = progress_bar(&RunOptions::default(), config.max_epochs, String::new());
+    let started = Instant::now();
+    let (epochs, stop, _) = solve_lambda(&dp.train, &mut state, step, config, config.seed, &bar)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let run = Run {
+        index: 0,
+        epochs,
+        seconds,
+        stop,
+        session: 0,
+    };
+    Ok(measure(&dp, &state, step, problem, standardizer, run))
+}
