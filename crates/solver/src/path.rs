@@ -567,3 +567,9 @@ pub fn fit_lambda(
     };
     Ok(measure(&dp, &state, step, problem, standardizer, run))
 }
+
+/// λ_max of a (standardized) problem: the smallest λ at which the solution has W = 0.
+pub fn lambda_max(problem: &Problem, alpha: f64, group: bool, device: &Device) -> f64 {
+    let train = DeviceSplit::upload(&problem.train, problem.k, device);
+    engine::lambda_max(&train, alpha, group)
+}
