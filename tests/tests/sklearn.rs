@@ -15,17 +15,30 @@ fn objective_matches_scikit_learn_saga() {
     let dir = fixture();
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
-    let source = FeatureSource::NpyPair { features: dir.join("X_train.npy"), labels: dir.join("y_train.npy") };
+    let source = FeatureSource::NpyPair {
+        features: dir.join("X_train.npy"),
+        labels: dir.join("y_train.npy"),
+    };
     let mut train = source.load("train").unwrap();
     let st = Standardizer::fit(&train);
     let as_f64 = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
     };
     for (ours, theirs) in st.mean.iter().zip(as_f64(&expected["mean"])) {
-        assert!((*ours as f64 - theirs).abs() <= 1e-5 * theirs.abs().max(1.0), "mean {ours} vs {theirs}");
+        assert!(
+            (*ours as f64 - theirs).abs() <= 1e-5 * theirs.abs().max(1.0),
+            "mean {ours} vs {theirs}"
+        );
     }
     for (ours, theirs) in st.std.iter().zip(as_f64(&expected["std"])) {
-        assert!((*ours as f64 - theirs).abs() <= 1e-5 * theirs, "std {ours} vs {theirs}");
+        assert!(
+            (*ours as f64 - theirs).abs() <= 1e-5 * theirs,
+            "std {ours} vs {theirs}"
+        );
     }
     st.apply(&mut train);
     let problem = Problem::new(Family::Multinomial, train, None, None, None).unwrap();
@@ -37,16 +50,35 @@ fn objective_matches_scikit_learn_saga() {
         let lambda = case["lambda"].as_f64().unwrap();
         let lmax = solver::path::lambda_max(&problem, alpha, false, &device);
         let lmax_sk = case["lambda_max"].as_f64().unwrap();
-        assert!((lmax - lmax_sk).abs() <= 1e-5 * lmax_sk, "λ_max {lmax} vs scikit-learn's {lmax_sk}");
+        assert!(
+            (lmax - lmax_sk).abs() <= 1e-5 * lmax_sk,
+            "λ_max {lmax} vs scikit-learn's {lmax_sk}"
+        );
 
-        let config = PathConfig { alpha, tol: 1e-8, lookbehind: 0, max_epochs: 5000, seed: 3, ..Default::default() };
+        let config = PathConfig {
+            alpha,
+            tol: 1e-8,
+            lookbehind: 0,
+            max_epochs: 5000,
+            seed: 3,
+            ..Default::default()
+        };
         let (layer, record) = solver::fit_lambda(&problem, &st, lambda, &config, &device).unwrap();
         let (w, b) = layer64(&layer);
         let ours = reference.objective(&w, &b, lambda, alpha, false);
         let sk = case["sklearn_objective"].as_f64().unwrap();
         let rel = (ours - sk).abs() / sk;
-        let coef: Vec<f64> = case["sklearn_coef"].as_array().unwrap().iter().flat_map(as_f64).collect();
-        let max_dw = w.iter().zip(&coef).map(|(a, c)| (a - c).abs()).fold(0.0, f64::max);
+        let coef: Vec<f64> = case["sklearn_coef"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(as_f64)
+            .collect();
+        let max_dw = w
+            .iter()
+            .zip(&coef)
+            .map(|(a, c)| (a - c).abs())
+            .fold(0.0, f64::max);
         eprintln!(
             "α={alpha} λ={lambda:.5e} ({}): ours {ours:.10} scikit-learn {sk:.10} rel {rel:.2e}; max |ΔW| {max_dw:.2e}; nnz {} vs {}; {} epochs",
             case["lambda_fraction"].as_str().unwrap(),
@@ -54,8 +86,15 @@ fn objective_matches_scikit_learn_saga() {
             case["nnz"],
             record.epochs
         );
-        assert!(rel <= 1e-4, "objective {ours} vs scikit-learn {sk}: rel {rel:.2e}");
-        assert_eq!(record.nnz as u64, case["nnz"].as_u64().unwrap(), "same support as scikit-learn");
+        assert!(
+            rel <= 1e-4,
+            "objective {ours} vs scikit-learn {sk}: rel {rel:.2e}"
+        );
+        assert_eq!(
+            record.nnz as u64,
+            case["nnz"].as_u64().unwrap(),
+            "same support as scikit-learn"
+        );
         assert!(max_dw < 1e-3, "weights differ from scikit-learn's by {max_dw}");
     }
 }

@@ -21,6 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Elastic-net path on precomputed deep features, then selection of the sparse layer.
+    #[command(args_override_self = true)]
     Path(path_cmd::PathArgs),
 }
 

@@ -516,9 +516,11 @@ pub fn run_path(
             );
         }
         if let Some(out) = &opts.out_dir {
-            let mut meta = HashMap::new();
-            meta.insert("lambda".to_string(), lambda.to_string());
-            meta.insert("index".to_string(), index.to_string());
+            // One metadata key, so the file's bytes do not depend on a map's iteration order.
+            let meta = HashMap::from([(
+                "path_entry".to_string(),
+                format!("{{\"index\": {index}, \"lambda\": {lambda:e}}}"),
+            )]);
             layer.save(&layer_file(out, index), Some(meta))?;
         }
         result.records.push(record);

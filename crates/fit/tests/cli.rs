@@ -1,0 +1,325 @@
+//! The `fit path` command as users run it: bad input gives one readable line and a non-zero
+//! exit, never a panic; a path killed with SIGKILL resumes to exactly the uninterrupted result.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use solver::io::{encode_npy, read_safetensors, Array};
+
+fn fit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fit"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fit-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_npy(path: &Path, a: &Array) {
+    std::fs::write(path, encode_npy(a)).unwrap();
+}
+
+/// A learnable seeded problem: class = argmax of a few features plus noise.
+fn make_split(dir: &Path, name: &str, n: usize, d: usize, k: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>() * 4.0 - 2.0).collect();
+    let y: Vec<i64> = (0..n)
+        .map(|i| {
+            let row = &x[i * d..(i + 1) * d];
+            let scores: Vec<f32> = (0..k)
+                .map(|c| row[c] - row[c + k] + 0.7 * rng.random::<f32>())
+                .collect();
+            (0..k).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap() as i64
+        })
+        .collect();
+    save(dir, name, &x, &y, n, d);
+    (x, y)
+}
+
+fn save(dir: &Path, name: &str, x: &[f32], y: &[i64], n: usize, d: usize) {
+    write_npy(
+        &dir.join(format!("X_{name}.npy")),
+        &Array::Float {
+            shape: vec![n, d],
+            data: x.to_vec(),
+        },
+    );
+    write_npy(
+        &dir.join(format!("y_{name}.npy")),
+        &Array::Int {
+            shape: vec![y.len()],
+            data: y.to_vec(),
+        },
+    );
+}
+
+fn run_path(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    fit()
+        .arg("path")
+        .arg("--train")
+        .arg(dir.join("X_train.npy"))
+        .arg("--val")
+        .arg(dir.join("X_val.npy"))
+        .arg("--out")
+        .arg(out)
+        .args(["--k", "5", "--quiet"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The command failed cleanly: non-zero exit, one `error:` line containing `needle`, no panic.
+fn assert_clean_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "panic instead of an error: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "'{needle}' not in: {stderr}");
+}
+
+#[test]
+fn bad_inputs_give_one_readable_line() {
+    let dir = scratch("bad");
+    let (n, d, k) = (200, 6, 3);
+    let (x, y) = make_split(&dir, "train", n, d, k, 1);
+    make_split(&dir, "val", 50, d, k, 2);
+    let out_dir = dir.join("out");
+
+    // NaN and Inf features, named by split, row and column.
+    let mut bad = x.clone();
+    bad[5 * d + 2] = f32::NAN;
+    save(&dir, "train", &bad, &y, n, d);
+    assert_clean_error(&run_path(&dir, &out_dir, &[]), "row 5, column 2 is not finite");
+    bad[5 * d + 2] = f32::INFINITY;
+    save(&dir, "train", &bad, &y, n, d);
+    assert_clean_error(
+        &run_path(&dir, &out_dir, &[]),
+        "inf at row 5, column 2 is not finite",
+    );
+
+    // Labels out of range and negative.
+    let mut labels = y.clone();
+    labels[7] = 9;
+    save(&dir, "train", &x, &labels, n, d);
+    assert_clean_error(
+        &run_path(&dir, &out_dir, &["--num-classes", "3"]),
+        "label 9 at row 7 is out of range 0..3",
+    );
+    labels[7] = -1;
+    save(&dir, "train", &x, &labels, n, d);
+    assert_clean_error(
+        &run_path(&dir, &out_dir, &[]),
+        "label -1 at row 7 is out of range",
+    );
+
+    // Feature/label count mismatch.
+    save(&dir, "train", &x, &y[..n - 3], n, d);
+    assert_clean_error(&run_path(&dir, &out_dir, &[]), "200 feature rows but 197 labels");
+
+    // Empty split.
+    save(&dir, "train", &[], &[], 0, d);
+    assert_clean_error(&run_path(&dir, &out_dir, &[]), "train split is empty");
+
+    // A split with a single class.
+    save(&dir, "train", &x, &vec![1; n], n, d);
+    assert_clean_error(&run_path(&dir, &out_dir, &[]), "single class");
+    save(&dir, "train", &x, &y, n, d);
+
+    // Configuration out of range.
+    assert_clean_error(
+        &run_path(&dir, &out_dir, &["--alpha", "1.5"]),
+        "alpha must lie in [0, 1]",
+    );
+    assert_clean_error(&run_path(&dir, &out_dir, &["--k", "0"]), "at least one lambda");
+    assert_clean_error(
+        &run_path(&dir, &out_dir, &["--lr=-1"]),
+        "lr must be a positive number",
+    );
+
+    // Unreadable and mis-shaped files.
+    std::fs::write(dir.join("X_val.npy"), b"definitely not numpy").unwrap();
+    assert_clean_error(&run_path(&dir, &out_dir, &[]), "not a .npy file");
+    write_npy(
+        &dir.join("X_val.npy"),
+        &Array::Float {
+            shape: vec![50 * d],
+            data: vec![0.0; 50 * d],
+        },
+    );
+    assert_clean_error(&run_path(&dir, &out_dir, &[]), "features must be a 2-D array");
+    make_split(&dir, "val", 50, d + 1, k, 2);
+    assert_clean_error(
+        &run_path(&dir, &out_dir, &[]),
+        "val split has 7 features but the training split has 6",
+    );
+    std::fs::remove_file(dir.join("y_val.npy")).unwrap();
+    assert_clean_error(&run_path(&dir, &out_dir, &[]), "cannot read");
+    assert!(
+        !out_dir.join("path.json").exists(),
+        "no failed run leaves a path.json"
+    );
+
+    // A backend that is not built in names the feature to enable.
+    make_split(&dir, "val", 50, d, k, 2);
+    if !solver::BackendKind::Cuda.compiled_in() {
+        assert_clean_error(
+            &run_path(&dir, &out_dir, &["--backend", "cuda"]),
+            "--features cuda",
+        );
+    }
+}
+
+#[test]
+fn constant_features_are_reported_and_clamped() {
+    let dir = scratch("const");
+    let (n, d, k) = (300, 5, 2);
+    let (mut x, y) = make_split(&dir, "train", n, d, k, 3);
+    make_split(&dir, "val", 60, d, k, 4);
+    for i in 0..n {
+        x[i * d + 4] = 3.25;
+    }
+    save(&dir, "train", &x, &y, n, d);
+    let out_dir = dir.join("out");
+    let out = run_path(&dir, &out_dir, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 constant feature(s)") && stderr.contains("[4]"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("path.json")).unwrap()).unwrap();
+    assert_eq!(report["clamped_features"], serde_json::json!([4]));
+    let layer = solver::Layer::load(&out_dir.join("selected.safetensors")).unwrap();
+    assert_eq!(layer.std[4], 1.0);
+    assert!(layer.weight.iter().all(|v| v.is_finite()));
+}
+
+fn completed_lambdas(out: &Path) -> Option<usize> {
+    let (_, meta) = read_safetensors(&out.join("checkpoint.safetensors")).ok()?;
+    meta.get("completed")?.parse().ok()
+}
+
+/// Records without the wall-clock fields, for comparing runs.
+fn records_without_timing(out: &Path) -> Vec<serde_json::Value> {
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("path.json")).unwrap()).unwrap();
+    report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("seconds");
+            r.as_object_mut().unwrap().remove("session");
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn killed_path_resumes_to_the_uninterrupted_result() {
+    let dir = scratch("resume");
+    let (d, k) = (40, 4);
+    make_split(&dir, "train", 8000, d, k, 5);
+    make_split(&dir, "val", 500, d, k, 6);
+    // tol 0 and no lookbehind: every λ runs its 150 epochs, so the kill lands mid-path.
+    let args = [
+        "--k",
+        "24",
+        "--tol",
+        "0",
+        "--lookbehind",
+        "0",
+        "--max-epochs",
+        "150",
+        "--seed",
+        "11",
+    ];
+
+    let full = dir.join("full");
+    let out = run_path(&dir, &full, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Start the same run, SIGKILL it once a few λ are checkpointed, then resume.
+    let part = dir.join("part");
+    let mut child = fit()
+        .arg("path")
+        .arg("--train")
+        .arg(dir.join("X_train.npy"))
+        .arg("--val")
+        .arg(dir.join("X_val.npy"))
+        .arg("--out")
+        .arg(&part)
+        .args(["--quiet"])
+        .args(args)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let done_at_kill = loop {
+        if let Some(done) = completed_lambdas(&part) {
+            if done >= 3 {
+                child.kill().unwrap(); // SIGKILL on Unix
+                child.wait().unwrap();
+                break completed_lambdas(&part).unwrap();
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        done_at_kill < 24,
+        "killed after the last λ; nothing left to resume"
+    );
+    assert!(
+        !part.join("path.json").exists(),
+        "a killed run must not look complete"
+    );
+
+    let out = run_path(&dir, &part, &[&args[..], &["--resume"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    assert_eq!(
+        records_without_timing(&full),
+        records_without_timing(&part),
+        "resumed path differs"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(part.join("path.json")).unwrap()).unwrap();
+    for r in report["records"].as_array().unwrap() {
+        let index = r["index"].as_u64().unwrap() as usize;
+        let session = r["session"].as_u64().unwrap();
+        // λ finished before the kill keep the first session's record: none was recomputed.
+        assert_eq!(session, if index < done_at_kill { 0 } else { 1 }, "λ #{index}");
+    }
+    for i in 0..24 {
+        let name = format!("layers/lambda_{i:03}.safetensors");
+        let a = solver::Layer::load(&full.join(&name)).unwrap();
+        let b = solver::Layer::load(&part.join(&name)).unwrap();
+        assert_eq!(a, b, "layer {i} differs after resume");
+    }
+    assert_eq!(
+        std::fs::read(full.join("selected.safetensors")).unwrap(),
+        std::fs::read(part.join("selected.safetensors")).unwrap()
+    );
+}
