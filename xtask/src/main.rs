@@ -1,1 +1,99 @@
-fn main() {}
+//! `cargo xtask …`: the project's tasks. Data comes from package registries at fetch time
+//! (never from git), into the git-ignored `data/` folder.
+
+mod bench;
+mod digits;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Fetch scikit-learn's copy of the UCI handwritten digits (1,797 × 64, 10 classes) from PyPI
+    /// and write seeded 60/20/20 splits as .npy into data/digits. A no-op when present.
+    FetchDigits,
+    /// The offline demo job: fetch the digits if needed, then run `fit path` on them.
+    Demo {
+        /// Backend for the solver (flex, ndarray, wgpu, …; non-default ones are built in).
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        #[arg(long, default_value = "runs/digits")]
+        out: PathBuf,
+    },
+    /// Benchmark the path solver against glmnet, scikit-learn and glm_saga on the shared
+    /// workloads, in one run, and print the table (see shared/bench/README.md).
+    BenchSolver(bench::BenchArgs),
+}
+
+/// The repository root (the parent of this crate).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Run a command, failing with its name and status.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Build the `fit` binary in release with the backend's feature and return its path.
+pub fn build_fit(backend: &str) -> Result<PathBuf> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root())
+        .args(["build", "--release", "-q", "-p", "fit"]);
+    if backend != "flex" {
+        cmd.args(["--features", backend]);
+    }
+    run(&mut cmd)?;
+    Ok(root().join("target/release/fit"))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Task::FetchDigits => digits::fetch().map(|_| ()),
+        Task::Demo { backend, out } => demo(&backend, &out),
+        Task::BenchSolver(args) => bench::bench(args),
+    };
+    if let Err(e) = outcome {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn demo(backend: &str, out: &Path) -> Result<()> {
+    let dir = digits::fetch()?;
+    let fit = build_fit(backend)?;
+    let out = root().join(out);
+    eprintln!(
+        "running the elastic-net path on the digits features → {}",
+        out.display()
+    );
+    run(Command::new(fit)
+        .arg("path")
+        .arg("--train")
+        .arg(dir.join("X_train.npy"))
+        .arg("--val")
+        .arg(dir.join("X_val.npy"))
+        .arg("--test")
+        .arg(dir.join("X_test.npy"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--backend", backend]))
+}

@@ -3,6 +3,7 @@
 //! `fit path` runs the elastic-net regularization path on feature files a user already has
 //! (`.npy` pairs or safetensors with `features`/`labels`) and selects the sparse layer.
 
+mod floor_cmd;
 mod path_cmd;
 
 use clap::{Parser, Subcommand};
@@ -23,12 +24,15 @@ enum Command {
     /// Elastic-net path on precomputed deep features, then selection of the sparse layer.
     #[command(args_override_self = true)]
     Path(path_cmd::PathArgs),
+    /// Measure this machine's per-epoch floor on a feature file: the two n×d×K GEMMs of an epoch.
+    Floor(floor_cmd::FloorArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Path(args)) => path_cmd::run(args),
+        Some(Command::Floor(args)) => floor_cmd::run(args),
         None => {
             eprintln!(
                 "fit: no command given; run `fit path --train FEATURES --val FEATURES --out DIR` on \

@@ -56,10 +56,10 @@ pub struct PathArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 2000)]
     max_epochs: usize,
-    /// Stopping tolerance on the relative weight change and objective improvement per epoch.
+    /// Stopping tolerance on the relative weight change per epoch.
     #[arg(long, default_value_t = 1e-4)]
     tol: f64,
-    /// Stop when the objective has not improved by tol for this many epochs (0 = off).
+    /// Also stop when the epoch objective has not improved for this many epochs (0 = off).
     #[arg(long, default_value_t = 3)]
     lookbehind: usize,
     /// Seed of the shuffles.
@@ -74,6 +74,9 @@ pub struct PathArgs {
     /// The features are already standardized: skip it (mean 0, std 1 are stored with layers).
     #[arg(long)]
     no_standardize: bool,
+    /// Run only the first N λ of the path (selection then sees only those).
+    #[arg(long)]
+    first: Option<usize>,
     /// Continue an interrupted path from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
@@ -172,6 +175,7 @@ pub fn run(args: PathArgs) -> Result<()> {
         keep_layers: false,
         progress: !args.quiet,
         verbose: !args.quiet,
+        stop_after: args.first,
     };
     if !args.quiet {
         eprintln!(

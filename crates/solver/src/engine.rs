@@ -407,3 +407,28 @@ pub fn kkt_violation(train: &DeviceSplit, state: &SagaState, step: Step) -> f64 
     let vb: f32 = gb.abs().max().into_scalar();
     (v.max(vb)) as f64
 }
+
+/// The per-epoch floor of this machine and backend for a split: the best-of-`reps` time of the
+/// two full `n × d × K` GEMMs an epoch cannot avoid (logits `X·Wᵀ` and gradient `Xᵀ·A`), each a
+/// full read of X. Returns (seconds for X·Wᵀ, seconds for Xᵀ·A).
+pub fn epoch_floor(train: &DeviceSplit, reps: usize) -> (f64, f64) {
+    let device = train.device();
+    let wt = Tensor::<2>::ones([train.d, train.k], &device) * 1e-3;
+    let a = Tensor::<2>::ones([train.n, train.k], &device) * 1e-3;
+    let time = |f: &dyn Fn() -> Tensor<2>| -> f64 {
+        (0..reps.max(1))
+            .map(|_| {
+                let _ = device.sync();
+                let t = std::time::Instant::now();
+                let out = f();
+                let _ = device.sync();
+                let s = t.elapsed().as_secs_f64();
+                drop(out);
+                s
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let fwd = time(&|| train.x.clone().matmul(wt.clone()));
+    let bwd = time(&|| train.x.clone().transpose().matmul(a.clone()));
+    (fwd, bwd)
+}

@@ -25,7 +25,7 @@ use crate::io::{self, Array, Layer};
 pub enum StopReason {
     /// Relative weight change over an epoch below tol.
     Tol,
-    /// No relative objective improvement ≥ tol for `lookbehind` epochs.
+    /// The epoch objective did not improve for `lookbehind` consecutive epochs.
     Lookbehind,
     MaxEpochs,
 }
@@ -122,6 +122,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print one summary line per λ on stderr.
     pub verbose: bool,
+    /// Stop after this many λ of the path (benchmarks of the path's head); None: all.
+    pub stop_after: Option<usize>,
 }
 
 /// File name of λ #i's layer inside `out_dir/layers`.
@@ -280,7 +282,9 @@ fn solve_lambda(
         if summary.rel_change <= config.tol {
             return Ok((epoch, StopReason::Tol, last_obj));
         }
-        if summary.objective < best - config.tol * best.abs() {
+        // Lookbehind: the epoch objective has stopped improving at all (a plateau at the
+        // precision of f32 arithmetic, where the weight change may never fall below tol).
+        if summary.objective < best {
             best = summary.objective;
             since_best = 0;
         } else {
@@ -451,7 +455,8 @@ pub fn run_path(
     }
 
     let total = lambdas.len();
-    for (index, &lambda) in lambdas.iter().enumerate().skip(result.records.len()) {
+    let end = opts.stop_after.map_or(total, |s| s.min(total));
+    for (index, &lambda) in lambdas.iter().enumerate().take(end).skip(result.records.len()) {
         let lr = config.lr_at(base_lr, index, total);
         let step = Step {
             lambda,
