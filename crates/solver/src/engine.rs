@@ -245,13 +245,17 @@ pub struct Step {
 }
 
 /// One pass of mini-batch SAGA over the training split in the order `perm`.
+///
+/// The state is taken by value so every update of the n×K table, the averages and the weights
+/// holds the only reference to its tensor and the backend can update it in place (a shared
+/// reference would copy the whole table on every batch).
 pub fn saga_epoch(
     train: &DeviceSplit,
-    state: &mut SagaState,
+    mut state: SagaState,
     perm: &[i64],
     batch: usize,
     step: Step,
-) -> EpochSummary {
+) -> (SagaState, EpochSummary) {
     let device = train.device();
     let n = train.n;
     let nf = n as f64;
@@ -279,7 +283,8 @@ pub fn saga_epoch(
         loss_sum = loss_sum + loss.sum();
 
         let delta = a - tb; // [B, K]
-        let gsum = xb.transpose().matmul(delta.clone()); // [d, K]: the one gradient GEMM
+                            // The one gradient GEMM, as Δᵀ·X_B ([K, B]·[B, d]) so only small tensors are transposed.
+        let gsum = delta.clone().transpose().matmul(xb).transpose(); // [d, K]
         let dsum = delta.clone().sum_dim(0); // [1, K]
 
         let gw = gsum.clone() / bsz + state.gbar_w.clone();
@@ -315,10 +320,11 @@ pub fn saga_epoch(
     let s: Vec<f32> = stats.try_into_vec_as::<f32>().expect("f32 stats");
     let penalty = step.lambda * (step.alpha * s[3] as f64 + 0.5 * (1.0 - step.alpha) * s[4] as f64);
     let loss = s[0] as f64 / nf;
-    EpochSummary {
+    let summary = EpochSummary {
         objective: loss + penalty,
         rel_change: (s[1] as f64).sqrt() / (s[2] as f64).sqrt().max(1e-30),
-    }
+    };
+    (state, summary)
 }
 
 /// Host copy of a full evaluation pass over one split.

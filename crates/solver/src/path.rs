@@ -247,25 +247,24 @@ fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize, usize)) -> Result
 /// Run SAGA at one λ from the given state until a stopping rule fires.
 fn solve_lambda(
     train: &DeviceSplit,
-    state: &mut SagaState,
+    mut state: SagaState,
     step: Step,
     config: &PathConfig,
     seed: u64,
     bar: &ProgressBar,
-) -> Result<(usize, StopReason, f64)> {
+) -> Result<(SagaState, usize, StopReason)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut perm: Vec<i64> = (0..train.n as i64).collect();
     state.refresh_average(train);
     let mut best = f64::INFINITY;
     let mut since_best = 0usize;
-    let mut last_obj = f64::NAN;
     for epoch in 1..=config.max_epochs {
         if config.refresh_every > 0 && epoch > 1 && (epoch - 1) % config.refresh_every == 0 {
             state.refresh_average(train);
         }
         perm.shuffle(&mut rng);
-        let summary = engine::saga_epoch(train, state, &perm, config.batch_size, step);
-        last_obj = summary.objective;
+        let (next, summary) = engine::saga_epoch(train, state, &perm, config.batch_size, step);
+        state = next;
         bar.set_position(epoch as u64);
         bar.set_message(format!(
             "obj {:.6e}  Δw {:.1e}",
@@ -280,7 +279,7 @@ fn solve_lambda(
             });
         }
         if summary.rel_change <= config.tol {
-            return Ok((epoch, StopReason::Tol, last_obj));
+            return Ok((state, epoch, StopReason::Tol));
         }
         // Lookbehind: the epoch objective has stopped improving at all (a plateau at the
         // precision of f32 arithmetic, where the weight change may never fall below tol).
@@ -290,11 +289,11 @@ fn solve_lambda(
         } else {
             since_best += 1;
             if config.lookbehind > 0 && since_best >= config.lookbehind {
-                return Ok((epoch, StopReason::Lookbehind, last_obj));
+                return Ok((state, epoch, StopReason::Lookbehind));
             }
         }
     }
-    Ok((config.max_epochs, StopReason::MaxEpochs, last_obj))
+    Ok((state, config.max_epochs, StopReason::MaxEpochs))
 }
 
 /// A problem's splits on the device, ready for the solver.
@@ -472,8 +471,8 @@ pub fn run_path(
         );
         let started = Instant::now();
         let lambda_seed = config.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let (epochs, stop, _) = solve_lambda(&dp.train, &mut state, step, config, lambda_seed, &bar)
-            .map_err(|e| match e {
+        let (next, epochs, stop) =
+            solve_lambda(&dp.train, state, step, config, lambda_seed, &bar).map_err(|e| match e {
                 SolverError::Diverged {
                     lambda,
                     lr,
@@ -487,6 +486,7 @@ pub fn run_path(
                 },
                 e => e,
             })?;
+        state = next;
         device
             .sync()
             .map_err(|e| SolverError::Backend(format!("{e:?}")))?;
@@ -552,7 +552,7 @@ pub fn fit_lambda(
         return Err(SolverError::Config(format!("lambda must be >= 0, got {lambda}")));
     }
     let dp = DeviceProblem::upload(problem, device);
-    let mut state = SagaState::initial(&dp.train, problem.family);
+    let state = SagaState::initial(&dp.train, problem.family);
     let lr = base_step(&dp.train, config);
     let step = Step {
         lambda,
@@ -563,7 +563,7 @@ pub fn fit_lambda(
     };
     let bar = progress_bar(&RunOptions::default(), config.max_epochs, String::new());
     let started = Instant::now();
-    let (epochs, stop, _) = solve_lambda(&dp.train, &mut state, step, config, config.seed, &bar)?;
+    let (state, epochs, stop) = solve_lambda(&dp.train, state, step, config, config.seed, &bar)?;
     let seconds = started.elapsed().as_secs_f64();
     let run = Run {
         index: 0,
