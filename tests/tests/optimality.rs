@@ -113,15 +113,13 @@ fn lambda_max_zeroes_the_layer_and_the_next_lambda_does_not() {
     assert!(path.records[1].nnz > 0, "just below λ_max some weight enters");
     // λ_max from the f64 reference: max |Xᵀ(Y − Ȳ)/n| / α.
     let r = Dense64::from_problem(&problem);
-    let (_, gw, _) = r.loss_grad(&vec![0.0; r.k * r.d], &{
-        let mut ybar = vec![0.0; r.k];
-        for i in 0..r.n {
-            for c in 0..r.k {
-                ybar[c] += r.y[i * r.k + c] / r.n as f64;
-            }
-        }
-        ybar.iter().map(|p| p.ln()).collect::<Vec<_>>()
-    });
+    // The intercept-only optimum: b = log of the class frequencies.
+    let mut ybar = vec![0.0; r.k];
+    for row in r.y.chunks_exact(r.k) {
+        ybar.iter_mut().zip(row).for_each(|(m, y)| *m += y / r.n as f64);
+    }
+    let b: Vec<f64> = ybar.iter().map(|p| p.ln()).collect();
+    let (_, gw, _) = r.loss_grad(&vec![0.0; r.k * r.d], &b);
     let lmax = gw.iter().map(|g| g.abs()).fold(0.0, f64::max) / 0.99;
     assert!(
         (path.lambda_max - lmax).abs() <= 1e-5 * lmax,

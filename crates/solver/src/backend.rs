@@ -87,7 +87,7 @@ fn probe(kind: BackendKind, device: &Device) -> Result<()> {
         t.sum().into_scalar::<f32>()
     });
     match outcome {
-        Ok(v) if v == 3.0 => Ok(()),
+        Ok(3.0) => Ok(()),
         Ok(v) => Err(SolverError::Backend(format!(
             "the {} device computed 1 + 2 = {v}",
             kind.name()

@@ -268,7 +268,7 @@ pub fn saga_epoch(
     while start < n {
         let end = (start + batch).min(n);
         let bsz = (end - start) as f64;
-        let idx = perm.clone().slice([start..end]);
+        let idx = perm.clone().slice(start..end);
         let xb = train.x.clone().select(0, idx.clone());
         let yb = train.y.clone().select(0, idx.clone());
         let tb = state.table.clone().select(0, idx.clone());
@@ -335,7 +335,7 @@ pub struct Evaluation {
     pub score: f64,
 }
 
-/// Loss and score of the layer `(wt, b)` on a split, chunked over rows to bound memory.
+/// Loss and score of the layer `(wt, b)` on a split (one pass; logits are n × K).
 pub fn evaluate(split: &DeviceSplit, wt: &Tensor<2>, b: &Tensor<2>, family: Family) -> Evaluation {
     let logits = split.x.clone().matmul(wt.clone()) + b.clone();
     let (_, loss) = loss_and_grad(family, logits.clone(), split.y.clone());
