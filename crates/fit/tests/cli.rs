@@ -58,16 +58,23 @@ fn save(dir: &Path, name: &str, x: &[f32], y: &[i64], n: usize, d: usize) {
     );
 }
 
-fn run_path(dir: &Path, out: &Path, extra: &[&str]) -> Output {
-    fit()
-        .arg("path")
+/// `fit path` on the split files in `dir`, writing to `out`, quiet.
+fn path_cmd(dir: &Path, out: &Path) -> Command {
+    let mut cmd = fit();
+    cmd.arg("path")
         .arg("--train")
         .arg(dir.join("X_train.npy"))
         .arg("--val")
         .arg(dir.join("X_val.npy"))
         .arg("--out")
         .arg(out)
-        .args(["--k", "5", "--quiet"])
+        .arg("--quiet");
+    cmd
+}
+
+fn run_path(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    path_cmd(dir, out)
+        .args(["--k", "5"])
         .args(extra)
         .output()
         .unwrap()
@@ -256,18 +263,7 @@ fn killed_path_resumes_to_the_uninterrupted_result() {
 
     // Start the same run, SIGKILL it once a few λ are checkpointed, then resume.
     let part = dir.join("part");
-    let mut child = fit()
-        .arg("path")
-        .arg("--train")
-        .arg(dir.join("X_train.npy"))
-        .arg("--val")
-        .arg(dir.join("X_val.npy"))
-        .arg("--out")
-        .arg(&part)
-        .args(["--quiet"])
-        .args(args)
-        .spawn()
-        .unwrap();
+    let mut child = path_cmd(&dir, &part).args(args).spawn().unwrap();
     let started = Instant::now();
     let done_at_kill = loop {
         if let Some(done) = completed_lambdas(&part) {
