@@ -127,23 +127,17 @@ pub fn run(args: PathArgs) -> Result<()> {
         let source = FeatureSource::parse(spec)?;
         Ok(source.load(name)?)
     };
-    let mut train = load(&args.train, "train")?;
-    let mut val = load(&args.val, "val")?;
-    let mut test = args.test.as_deref().map(|t| load(t, "test")).transpose()?;
+    let train = load(&args.train, "train")?;
+    let val = load(&args.val, "val")?;
+    let test = args.test.as_deref().map(|t| load(t, "test")).transpose()?;
 
-    // Validate raw values before standardizing, so NaN/Inf are reported where they are.
-    let problem = Problem::new(
-        args.family,
-        train.clone(),
-        Some(val.clone()),
-        test.clone(),
-        args.num_classes,
-    )?;
-    drop(problem);
+    // Validate the raw values (NaN/Inf are reported where they are in the files), then
+    // standardize in place with the training statistics.
+    let mut problem = Problem::new(args.family, train, Some(val), test, args.num_classes)?;
     let standardizer = if args.no_standardize {
-        Standardizer::identity(train.d)
+        Standardizer::identity(problem.d())
     } else {
-        Standardizer::fit(&train)
+        Standardizer::fit(&problem.train)
     };
     if !standardizer.clamped.is_empty() {
         eprintln!(
@@ -153,13 +147,16 @@ pub fn run(args: PathArgs) -> Result<()> {
             &standardizer.clamped[..standardizer.clamped.len().min(20)]
         );
     }
-    for s in [Some(&mut train), Some(&mut val), test.as_mut()]
-        .into_iter()
-        .flatten()
+    for s in [
+        Some(&mut problem.train),
+        problem.val.as_mut(),
+        problem.test.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
     {
         standardizer.apply(s);
     }
-    let problem = Problem::new(args.family, train, Some(val), test, args.num_classes)?;
 
     let device = args.backend.device()?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
