@@ -11,10 +11,10 @@ use clap::Args;
 use serde_json::{json, Value};
 use solver::io::{read_npy, Array, Layer};
 
-use crate::{build_fit, root, run};
+use crate::{build_fit, fit_path, root, run};
 
 /// Grid indices of the check λs (shared/bench/run_peers.py: λ_max/2, /10, /100).
-const CHECKS: [(usize, &str); 3] = [(10, "λmax/2"), (33, "λmax/10"), (66, "λmax/100")];
+const CHECKS: [usize; 3] = [10, 33, 66];
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -102,14 +102,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let run_dir = bench_dir().join("runs").join(w);
     let _ = std::fs::remove_dir_all(&run_dir);
     let load_start = loadavg();
-    let mut cmd = Command::new(&fit);
-    cmd.arg("path")
-        .arg("--train")
-        .arg(wl.join("X_train.npy"))
-        .arg("--val")
-        .arg(wl.join("X_val.npy"))
-        .arg("--out")
-        .arg(&run_dir)
+    let mut cmd = fit_path(&fit, &wl, &run_dir, &args.backend);
+    cmd
         // The workloads are standardized already; the peers use them as they are.
         .args([
             "--no-standardize",
@@ -127,8 +121,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             &args.tol,
             "--batch-size",
             &args.batch_size,
-        ])
-        .args(["--backend", &args.backend]);
+        ]);
     if let Some(n) = args.first {
         cmd.args(["--first", &n.to_string()]);
     }
@@ -223,7 +216,7 @@ fn write_our_result(
         .map(|r| r["objective"].as_f64().unwrap_or(f64::NAN))
         .collect();
     // At the check λs, the exact f64 objective (the records sum f32 per-example losses in f64).
-    for (i, _) in CHECKS {
+    for i in CHECKS {
         if i < records.len() {
             let layer = Layer::load(&solver::path::layer_file(run_dir, i))?;
             objective[i] = objective64(&x, &y, d, &layer, records[i]["lambda"].as_f64().unwrap_or(0.0));
@@ -338,5 +331,4 @@ fn print_table(summary: &Value, floor: &Value, first: Option<usize>) {
         floor["backend"],
         fmt_opt(&floor["floor_s_per_epoch"], |v| format!("{v:.4}"))
     );
-    let _ = CHECKS;
 }

@@ -64,6 +64,20 @@ pub fn build_fit(backend: &str) -> Result<PathBuf> {
     Ok(root().join("target/release/fit"))
 }
 
+/// `fit path` on the `X_train.npy`/`X_val.npy` files (labels beside them) in `dir`, into `out`.
+pub fn fit_path(fit: &Path, dir: &Path, out: &Path, backend: &str) -> Command {
+    let mut cmd = Command::new(fit);
+    cmd.arg("path")
+        .arg("--train")
+        .arg(dir.join("X_train.npy"))
+        .arg("--val")
+        .arg(dir.join("X_val.npy"))
+        .arg("--out")
+        .arg(out)
+        .args(["--backend", backend]);
+    cmd
+}
+
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -85,15 +99,7 @@ fn demo(backend: &str, out: &Path) -> Result<()> {
         "running the elastic-net path on the digits features → {}",
         out.display()
     );
-    run(Command::new(fit)
-        .arg("path")
-        .arg("--train")
-        .arg(dir.join("X_train.npy"))
-        .arg("--val")
-        .arg(dir.join("X_val.npy"))
+    run(fit_path(&fit, &dir, &out, backend)
         .arg("--test")
-        .arg(dir.join("X_test.npy"))
-        .arg("--out")
-        .arg(&out)
-        .args(["--backend", backend]))
+        .arg(dir.join("X_test.npy")))
 }

@@ -133,14 +133,14 @@ impl SagaState {
                 (p.clone() / (p.neg() + 1.0)).log()
             }
         };
-        let wt = Tensor::zeros([d, k], &device);
-        let logits = train.x.clone().matmul(wt.clone()) + b.clone();
+        // With W = 0 every example's logits are the bias.
+        let logits = Tensor::<2>::zeros([train.n, k], &device) + b.clone();
         let (mut table, _) = loss_and_grad(family, logits, train.y.clone());
         if let Some(w) = &train.w {
             table = table * w.clone();
         }
         let mut state = SagaState {
-            wt,
+            wt: Tensor::zeros([d, k], &device),
             b,
             table,
             gbar_w: Tensor::zeros([d, k], &device),
