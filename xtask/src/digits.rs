@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use solver::io::{encode_npy, write_atomic, Array};
 
-use crate::{root, run};
+use crate::run;
 
 const PACKAGE: &str = "scikit-learn==1.9.1";
 const MEMBER: &str = "sklearn/datasets/data/digits.csv.gz";
@@ -22,11 +22,11 @@ const SPLIT_SEED: u64 = 0;
 
 /// Fetch (once) and return the folder holding `X_{train,val,test}.npy` and `y_…npy`.
 pub fn fetch() -> Result<PathBuf> {
-    let dir = root().join("data/digits");
+    let dir = crate::fetch::data_dir().join("digits");
     if dir.join("SOURCE.txt").exists() {
         return Ok(dir);
     }
-    let downloads = root().join("data/downloads");
+    let downloads = crate::fetch::data_dir().join("downloads");
     std::fs::create_dir_all(&downloads)?;
     let wheel = find_wheel(&downloads);
     let wheel = match wheel {

