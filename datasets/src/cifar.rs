@@ -9,8 +9,18 @@ use crate::text::{read_bytes, read_lines};
 use crate::types::{Examples, LabeledSet, Labels};
 
 /// CIFAR-10's classes, in label order (what `batches.meta.txt` lists).
-pub const CIFAR10_CLASSES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 const SIDE: usize = 32;
 const PLANE: usize = SIDE * SIDE;
@@ -66,7 +76,11 @@ pub fn read_cifar10_batch(path: &Path, num_classes: u32) -> Result<(Vec<u8>, Vec
 /// Class names from `batches.meta.txt` (one per non-empty line; must be exactly 10).
 pub fn read_cifar10_meta(path: &Path) -> Result<Vec<String>, DatasetError> {
     let lines = read_lines(path)?;
-    let names: Vec<String> = lines.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let names: Vec<String> = lines
+        .iter()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
     if names.len() != CIFAR10_CLASSES.len() {
         return Err(DatasetError::malformed(
             path,
@@ -79,7 +93,12 @@ pub fn read_cifar10_meta(path: &Path) -> Result<Vec<String>, DatasetError> {
 
 fn to_set(pixels: Vec<u8>, labels: Vec<u32>, class_names: &[String]) -> LabeledSet {
     LabeledSet {
-        examples: Examples::Pixels { data: pixels, height: SIDE, width: SIDE, channels: 3 },
+        examples: Examples::Pixels {
+            data: pixels,
+            height: SIDE,
+            width: SIDE,
+            channels: 3,
+        },
         labels: Labels::Class(labels),
         class_names: class_names.to_vec(),
     }
@@ -110,7 +129,10 @@ pub fn load_cifar10(path: &Path) -> Result<Cifar10, DatasetError> {
     for entry in rd {
         let entry = entry.map_err(|e| DatasetError::io(&dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(num) = name.strip_prefix("data_batch_").and_then(|r| r.strip_suffix(".bin")) {
+        if let Some(num) = name
+            .strip_prefix("data_batch_")
+            .and_then(|r| r.strip_suffix(".bin"))
+        {
             if let Ok(num) = num.parse::<u32>() {
                 train_files.push((num, entry.path()));
             }
@@ -138,5 +160,10 @@ pub fn load_cifar10(path: &Path) -> Result<Cifar10, DatasetError> {
     } else {
         None
     };
-    Ok(Cifar10 { train, test, train_files: train_files.into_iter().map(|(_, p)| p).collect(), meta_missing })
+    Ok(Cifar10 {
+        train,
+        test,
+        train_files: train_files.into_iter().map(|(_, p)| p).collect(),
+        meta_missing,
+    })
 }

@@ -28,31 +28,69 @@ pub enum DatasetError {
          extensions looked for: {extensions})",
         path.display()
     )]
-    NoImages { path: PathBuf, classes: usize, skipped: usize, extensions: String },
+    NoImages {
+        path: PathBuf,
+        classes: usize,
+        skipped: usize,
+        extensions: String,
+    },
     /// Class names asked for (a subset such as Places-10) that are not folders of the tree.
     #[error("{}: class folder(s) not found: {}", path.display(), join_quoted(missing))]
     UnknownClasses { path: PathBuf, missing: Vec<String> },
     /// A CSV/TSV whose header lacks columns the task needs.
     #[error("{}: missing column(s) {} (header has {})", path.display(), join_quoted(missing), join_quoted(found))]
-    MissingColumns { path: PathBuf, missing: Vec<String>, found: Vec<String> },
+    MissingColumns {
+        path: PathBuf,
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
     /// A line or record that does not parse. `line` is 1-based.
     #[error("{}:{line}: {message}", path.display())]
-    Malformed { path: PathBuf, line: u64, message: String },
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     /// An IDX file whose magic number is not the expected one.
     #[error("{}: bad magic number 0x{found:08x}, expected 0x{expected:08x} ({what})", path.display())]
-    BadMagic { path: PathBuf, found: u32, expected: u32, what: &'static str },
+    BadMagic {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+        what: &'static str,
+    },
     /// A binary file shorter than its header (or record size) says.
     #[error("{}: truncated: {what}: expected {expected} bytes, found {found}", path.display())]
-    Truncated { path: PathBuf, what: String, expected: u64, found: u64 },
+    Truncated {
+        path: PathBuf,
+        what: String,
+        expected: u64,
+        found: u64,
+    },
     /// A binary file longer than its header says (trailing bytes), or otherwise of the wrong size.
     #[error("{}: wrong size: {what}: expected {expected} bytes, found {found}", path.display())]
-    WrongSize { path: PathBuf, what: String, expected: u64, found: u64 },
+    WrongSize {
+        path: PathBuf,
+        what: String,
+        expected: u64,
+        found: u64,
+    },
     /// A label outside `0..classes`. `record` is the 0-based record (example) index in the file.
     #[error("{}: record {record}: label {label} out of range 0..{classes}", path.display())]
-    LabelOutOfRange { path: PathBuf, record: u64, label: i64, classes: u32 },
+    LabelOutOfRange {
+        path: PathBuf,
+        record: u64,
+        label: i64,
+        classes: u32,
+    },
     /// Image and label files that disagree on the number of examples.
     #[error("{}: {found} labels, but {} holds {expected} images", path.display(), images.display())]
-    CountMismatch { path: PathBuf, images: PathBuf, expected: u64, found: u64 },
+    CountMismatch {
+        path: PathBuf,
+        images: PathBuf,
+        expected: u64,
+        found: u64,
+    },
     /// A split whose labels cannot train or evaluate a classifier (see [`crate::check_split_has_classes`]).
     #[error("{split} split: {message}")]
     SingleClass { split: String, message: String },
@@ -66,11 +104,18 @@ pub enum DatasetError {
 
 impl DatasetError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DatasetError::Io { path: path.into(), source }
+        DatasetError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn malformed(path: impl Into<PathBuf>, line: u64, message: impl Into<String>) -> Self {
-        DatasetError::Malformed { path: path.into(), line, message: one_line(&message.into()) }
+        DatasetError::Malformed {
+            path: path.into(),
+            line,
+            message: one_line(&message.into()),
+        }
     }
 }
 
@@ -79,7 +124,11 @@ fn join_quoted(names: &[String]) -> String {
     if names.is_empty() {
         return "nothing".to_string();
     }
-    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Replace line breaks so that a message built from file content stays on one line.

@@ -32,7 +32,10 @@ fn put_str(h: &mut Sha256, s: &str) {
 
 fn relative(root: &Path, p: &Path) -> String {
     let rel = p.strip_prefix(root).unwrap_or(p);
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn hash_set(h: &mut Sha256, root: &Path, set: &LabeledSet) -> Result<(), DatasetError> {
@@ -57,7 +60,12 @@ fn hash_set(h: &mut Sha256, root: &Path, set: &LabeledSet) -> Result<(), Dataset
                 h.update(size.to_le_bytes());
             }
         }
-        Examples::Pixels { data, height, width, channels } => {
+        Examples::Pixels {
+            data,
+            height,
+            width,
+            channels,
+        } => {
             h.update(b"pixels");
             for d in [*height, *width, *channels] {
                 put_len(h, d);

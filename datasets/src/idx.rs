@@ -16,8 +16,18 @@ use crate::types::{Examples, LabeledSet, Labels};
 pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Fashion-MNIST's classes, in label order.
-pub const FASHION_MNIST_CLASSES: [&str; 10] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
@@ -36,9 +46,14 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DatasetError> {
     let raw = read_bytes(path)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 2);
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
-            DatasetError::io(path, std::io::Error::new(e.kind(), format!("corrupt or truncated gzip: {e}")))
-        })?;
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                DatasetError::io(
+                    path,
+                    std::io::Error::new(e.kind(), format!("corrupt or truncated gzip: {e}")),
+                )
+            })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -66,7 +81,12 @@ fn check_header(
     }
     let found = be_u32(bytes, 0);
     if found != magic {
-        return Err(DatasetError::BadMagic { path: path.to_path_buf(), found, expected: magic, what });
+        return Err(DatasetError::BadMagic {
+            path: path.to_path_buf(),
+            found,
+            expected: magic,
+            what,
+        });
     }
     if bytes.len() < header_len {
         return Err(DatasetError::Truncated {
@@ -81,9 +101,19 @@ fn check_header(
 
 fn check_size(path: &Path, what: String, expected: u64, found: u64) -> Result<(), DatasetError> {
     if found < expected {
-        Err(DatasetError::Truncated { path: path.to_path_buf(), what, expected, found })
+        Err(DatasetError::Truncated {
+            path: path.to_path_buf(),
+            what,
+            expected,
+            found,
+        })
     } else if found > expected {
-        Err(DatasetError::WrongSize { path: path.to_path_buf(), what, expected, found })
+        Err(DatasetError::WrongSize {
+            path: path.to_path_buf(),
+            what,
+            expected,
+            found,
+        })
     } else {
         Ok(())
     }
@@ -109,7 +139,12 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages, DatasetError> {
     )?;
     let mut data = bytes;
     data.drain(..16);
-    Ok(IdxImages { count: count as usize, rows: rows as usize, cols: cols as usize, data })
+    Ok(IdxImages {
+        count: count as usize,
+        rows: rows as usize,
+        cols: cols as usize,
+        data,
+    })
 }
 
 /// Read an IDX label file (`*-labels-idx1-ubyte[.gz]`); every label must be `< num_classes`.
@@ -117,7 +152,12 @@ pub fn read_idx_labels(path: &Path, num_classes: u32) -> Result<Vec<u32>, Datase
     let bytes = read_maybe_gz(path)?;
     check_header(path, &bytes, 8, IDX_LABELS_MAGIC, "IDX labels (ubyte, 1 dim)")?;
     let count = be_u32(&bytes, 4) as u64;
-    check_size(path, format!("header says {count} labels"), count + 8, bytes.len() as u64)?;
+    check_size(
+        path,
+        format!("header says {count} labels"),
+        count + 8,
+        bytes.len() as u64,
+    )?;
     let mut labels = Vec::with_capacity(count as usize);
     for (record, &b) in bytes[8..].iter().enumerate() {
         if b as u32 >= num_classes {
@@ -137,10 +177,15 @@ pub fn read_idx_labels(path: &Path, num_classes: u32) -> Result<Vec<u32>, Datase
 /// (`train-images.idx3-ubyte`), raw or `.gz`. `None` when none is there.
 pub fn find_idx_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     let dotted = stem.replacen("-idx", ".idx", 1);
-    [stem.to_string(), format!("{stem}.gz"), dotted.clone(), format!("{dotted}.gz")]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    [
+        stem.to_string(),
+        format!("{stem}.gz"),
+        dotted.clone(),
+        format!("{dotted}.gz"),
+    ]
+    .into_iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
 }
 
 /// Load one IDX image/label pair, `prefix` being `train` or `t10k`.
@@ -166,7 +211,12 @@ pub fn load_idx_pair(dir: &Path, prefix: &str, class_names: &[&str]) -> Result<L
         });
     }
     Ok(LabeledSet {
-        examples: Examples::Pixels { data: images.data, height: images.rows, width: images.cols, channels: 1 },
+        examples: Examples::Pixels {
+            data: images.data,
+            height: images.rows,
+            width: images.cols,
+            channels: 1,
+        },
         labels: Labels::Class(labels),
         class_names: class_names.iter().map(|s| s.to_string()).collect(),
     })

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::error::DatasetError;
 
 /// File extensions taken as images (compared case-insensitively: ImageNet's `.JPEG` matches).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "ppm", "pgm"];
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "ppm", "pgm",
+];
 
 /// The paper's Places-10 classes (Places365-Standard folder names), labelled 0..9 in this order.
 pub const PLACES10_CLASSES: [&str; 10] = [
@@ -80,7 +82,9 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<(std::ffi::OsString, PathBuf)>, Dat
 /// The class folder names of `root`, sorted; hidden folders and plain files are ignored.
 pub fn list_classes(root: &Path) -> Result<Vec<String>, DatasetError> {
     if !root.exists() {
-        return Err(DatasetError::MissingPath { path: root.to_path_buf() });
+        return Err(DatasetError::MissingPath {
+            path: root.to_path_buf(),
+        });
     }
     let mut classes = Vec::new();
     for (name, path) in read_dir_sorted(root)? {
@@ -143,16 +147,28 @@ fn scan_classes(
     let mut seen = std::collections::HashSet::new();
     for c in classes {
         if !seen.insert(c) {
-            return Err(DatasetError::InvalidOption(format!("class {c:?} is listed twice")));
+            return Err(DatasetError::InvalidOption(format!(
+                "class {c:?} is listed twice"
+            )));
         }
     }
-    let missing: Vec<String> = classes.iter().filter(|c| !is_dir(&root.join(c))).cloned().collect();
+    let missing: Vec<String> = classes
+        .iter()
+        .filter(|c| !is_dir(&root.join(c)))
+        .cloned()
+        .collect();
     if !missing.is_empty() && !allow_missing {
-        return Err(DatasetError::UnknownClasses { path: root.to_path_buf(), missing });
+        return Err(DatasetError::UnknownClasses {
+            path: root.to_path_buf(),
+            missing,
+        });
     }
     let mut paths = Vec::new();
     let mut labels = Vec::new();
-    let mut stats = ScanStats { per_class: vec![0; classes.len()], ..Default::default() };
+    let mut stats = ScanStats {
+        per_class: vec![0; classes.len()],
+        ..Default::default()
+    };
     for (label, class) in classes.iter().enumerate() {
         let dir = root.join(class);
         let before = paths.len();
@@ -175,7 +191,13 @@ fn scan_classes(
             extensions: extensions_list(extra),
         });
     }
-    Ok(ImageFolder { root: root.to_path_buf(), paths, labels, class_names: classes.to_vec(), stats })
+    Ok(ImageFolder {
+        root: root.to_path_buf(),
+        paths,
+        labels,
+        class_names: classes.to_vec(),
+        stats,
+    })
 }
 
 /// Scan one `root/<class>/<images>` tree. `classes`: keep only these, labelled in list order;
@@ -191,7 +213,9 @@ pub fn scan_image_folder(
     extra_extensions: &[String],
 ) -> Result<ImageFolder, DatasetError> {
     if !root.exists() {
-        return Err(DatasetError::MissingPath { path: root.to_path_buf() });
+        return Err(DatasetError::MissingPath {
+            path: root.to_path_buf(),
+        });
     }
     if !is_dir(root) {
         return Err(DatasetError::InvalidOption(format!(
@@ -232,7 +256,10 @@ pub fn scan_heldout(
         let here = list_classes(root)?;
         let unknown: Vec<String> = here.into_iter().filter(|c| !train_classes.contains(c)).collect();
         if !unknown.is_empty() {
-            return Err(DatasetError::UnknownClasses { path: root.to_path_buf(), missing: unknown });
+            return Err(DatasetError::UnknownClasses {
+                path: root.to_path_buf(),
+                missing: unknown,
+            });
         }
     }
     let present = train_classes.iter().filter(|c| is_dir(&root.join(c))).count();
@@ -262,7 +289,10 @@ pub(crate) fn describe(split: &str, f: &ImageFolder) -> String {
         f.root.display()
     );
     if f.stats.skipped_non_image > 0 {
-        s.push_str(&format!("; {} non-image files skipped", f.stats.skipped_non_image));
+        s.push_str(&format!(
+            "; {} non-image files skipped",
+            f.stats.skipped_non_image
+        ));
     }
     if f.stats.skipped_hidden > 0 {
         s.push_str(&format!("; {} hidden entries skipped", f.stats.skipped_hidden));
@@ -273,7 +303,11 @@ pub(crate) fn describe(split: &str, f: &ImageFolder) -> String {
             "; {} classes without images ({}{})",
             f.stats.empty_classes.len(),
             shown.join(", "),
-            if f.stats.empty_classes.len() > 5 { ", ..." } else { "" }
+            if f.stats.empty_classes.len() > 5 {
+                ", ..."
+            } else {
+                ""
+            }
         ));
     }
     s

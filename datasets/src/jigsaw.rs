@@ -15,8 +15,14 @@ use crate::error::{excerpt, DatasetError};
 use crate::types::{Examples, LabeledSet, Labels};
 
 /// The label columns of the toxic-comment challenge.
-pub const JIGSAW_LABEL_COLUMNS: [&str; 6] =
-    ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"];
+pub const JIGSAW_LABEL_COLUMNS: [&str; 6] = [
+    "toxic",
+    "severe_toxic",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_hate",
+];
 
 /// Rows of a Jigsaw CSV: ids (empty when the file has no `id` column), comments, and the raw values
 /// of the requested label columns (one vector per row, in column order).
@@ -32,21 +38,27 @@ pub struct JigsawTable {
 fn open(path: &Path) -> Result<csv::Reader<std::fs::File>, DatasetError> {
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            DatasetError::MissingFile { path: path.to_path_buf(), what: "Jigsaw CSV".to_string() }
+            DatasetError::MissingFile {
+                path: path.to_path_buf(),
+                what: "Jigsaw CSV".to_string(),
+            }
         } else {
             DatasetError::io(path, e)
         }
     })?;
-    Ok(csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(file))
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(file))
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> DatasetError {
     let line = e.position().map(|p| p.line()).unwrap_or(0);
     match e.kind() {
-        csv::ErrorKind::Io(_) => {
-            DatasetError::io(path, std::io::Error::other(e.to_string()))
-        }
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => DatasetError::malformed(
+        csv::ErrorKind::Io(_) => DatasetError::io(path, std::io::Error::other(e.to_string())),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => DatasetError::malformed(
             path,
             line,
             format!("record has {len} fields, header has {expected_len}"),
@@ -61,8 +73,12 @@ fn columns(
     reader: &mut csv::Reader<std::fs::File>,
     wanted: &[&str],
 ) -> Result<(Vec<usize>, Vec<String>), DatasetError> {
-    let header: Vec<String> =
-        reader.headers().map_err(|e| csv_error(path, e))?.iter().map(|h| h.trim().to_string()).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(path, e))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
     let mut idx = Vec::new();
     let mut missing = Vec::new();
     for w in wanted {
@@ -72,14 +88,22 @@ fn columns(
         }
     }
     if !missing.is_empty() {
-        return Err(DatasetError::MissingColumns { path: path.to_path_buf(), missing, found: header });
+        return Err(DatasetError::MissingColumns {
+            path: path.to_path_buf(),
+            missing,
+            found: header,
+        });
     }
     Ok((idx, header))
 }
 
 fn parse_value(path: &Path, line: u64, column: &str, field: &str) -> Result<f32, DatasetError> {
     let v: f32 = field.trim().parse().map_err(|_| {
-        DatasetError::malformed(path, line, format!("column {column:?}: {:?} is not a number", excerpt(field)))
+        DatasetError::malformed(
+            path,
+            line,
+            format!("column {column:?}: {:?} is not a number", excerpt(field)),
+        )
     })?;
     if !v.is_finite() || v > 1.0 {
         return Err(DatasetError::malformed(
@@ -93,7 +117,9 @@ fn parse_value(path: &Path, line: u64, column: &str, field: &str) -> Result<f32,
 
 fn check_columns(label_columns: &[String]) -> Result<(), DatasetError> {
     if label_columns.is_empty() {
-        return Err(DatasetError::InvalidOption("Jigsaw needs at least one label column".to_string()));
+        return Err(DatasetError::InvalidOption(
+            "Jigsaw needs at least one label column".to_string(),
+        ));
     }
     Ok(())
 }
@@ -119,7 +145,9 @@ pub fn read_jigsaw_csv(path: &Path, label_columns: &[String]) -> Result<JigsawTa
             table.unscored_dropped += 1;
             continue;
         }
-        table.ids.push(id_col.map(|i| rec[i].to_string()).unwrap_or_default());
+        table
+            .ids
+            .push(id_col.map(|i| rec[i].to_string()).unwrap_or_default());
         table.texts.push(rec[idx[0]].to_string());
         table.values.push(values);
     }
@@ -197,5 +225,9 @@ pub fn jigsaw_set(table: JigsawTable, label_columns: &[String]) -> LabeledSet {
                 .collect(),
         )
     };
-    LabeledSet { examples: Examples::Text(table.texts), labels, class_names: jigsaw_class_names(label_columns) }
+    LabeledSet {
+        examples: Examples::Text(table.texts),
+        labels,
+        class_names: jigsaw_class_names(label_columns),
+    }
 }

@@ -139,7 +139,14 @@ fn assemble(
             (full.select(&s.train), val, test)
         }
     };
-    let mut splits = DatasetSplits { kind, root: root.to_path_buf(), train, val, test, notes };
+    let mut splits = DatasetSplits {
+        kind,
+        root: root.to_path_buf(),
+        train,
+        val,
+        test,
+        notes,
+    };
     if opts.balance {
         let labels = match splits.train.labels.as_class() {
             Some(l) if splits.train.class_names.len() == 2 => l,
@@ -147,7 +154,11 @@ fn assemble(
                 return Err(DatasetError::InvalidOption(format!(
                     "balance needs a binary task; {kind} here has {} classes{}",
                     splits.train.class_names.len(),
-                    if splits.train.labels.as_class().is_none() { " (multilabel)" } else { "" }
+                    if splits.train.labels.as_class().is_none() {
+                        " (multilabel)"
+                    } else {
+                        ""
+                    }
                 )))
             }
         };
@@ -157,7 +168,10 @@ fn assemble(
             b.positives, b.negatives_kept, b.negatives_available, opts.seed
         );
         if b.short_by() > 0 {
-            note.push_str(&format!("; {} fewer negatives than positives: all kept", b.short_by()));
+            note.push_str(&format!(
+                "; {} fewer negatives than positives: all kept",
+                b.short_by()
+            ));
         }
         splits.notes.push(note);
         splits.train = splits.train.select(&b.indices);
@@ -186,7 +200,11 @@ fn images_set(f: image_folder::ImageFolder) -> LabeledSet {
     }
 }
 
-fn load_image_tree(kind: DatasetKind, root: &Path, opts: &LoadOptions) -> Result<DatasetSplits, DatasetError> {
+fn load_image_tree(
+    kind: DatasetKind,
+    root: &Path,
+    opts: &LoadOptions,
+) -> Result<DatasetSplits, DatasetError> {
     use image_folder::{describe, scan_heldout, scan_image_folder, split_dirs, PLACES10_CLASSES};
     let classes: Option<Vec<String>> = match (&opts.classes, kind) {
         (Some(c), _) => Some(c.clone()),
@@ -240,7 +258,9 @@ fn load_image_tree(kind: DatasetKind, root: &Path, opts: &LoadOptions) -> Result
 pub fn load(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<DatasetSplits, DatasetError> {
     validate_options(opts)?;
     if !path.exists() {
-        return Err(DatasetError::MissingPath { path: path.to_path_buf() });
+        return Err(DatasetError::MissingPath {
+            path: path.to_path_buf(),
+        });
     }
     let mut notes = Vec::new();
     match kind {
@@ -291,9 +311,11 @@ pub fn load(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<Datase
                 r.neutral_dropped[2],
                 r.matched_after_normalizing
             ));
-            for (what, ids) in
-                [("not in dictionary.txt", &r.not_in_dictionary), ("without sentiment value", &r.no_sentiment), ("not in datasetSplit.txt", &r.no_split)]
-            {
+            for (what, ids) in [
+                ("not in dictionary.txt", &r.not_in_dictionary),
+                ("without sentiment value", &r.no_sentiment),
+                ("not in datasetSplit.txt", &r.no_split),
+            ] {
                 if !ids.is_empty() {
                     let shown: Vec<String> = ids.iter().take(8).map(|i| i.to_string()).collect();
                     notes.push(format!(
@@ -304,7 +326,13 @@ pub fn load(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<Datase
                     ));
                 }
             }
-            assemble(kind, &sst::sst_dir(path), Natural::Three(s.train, s.dev, s.test), opts, notes)
+            assemble(
+                kind,
+                &sst::sst_dir(path),
+                Natural::Three(s.train, s.dev, s.test),
+                opts,
+                notes,
+            )
         }
         DatasetKind::Sst2Tsv => {
             if path.is_file() {
@@ -312,7 +340,10 @@ pub fn load(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<Datase
             }
             let train_p = path.join("train.tsv");
             if !train_p.is_file() {
-                return Err(DatasetError::MissingFile { path: train_p, what: "GLUE SST-2 train.tsv".to_string() });
+                return Err(DatasetError::MissingFile {
+                    path: train_p,
+                    what: "GLUE SST-2 train.tsv".to_string(),
+                });
             }
             let train = sst::read_sst2_tsv(&train_p)?;
             let dev_p = path.join("dev.tsv");
@@ -337,11 +368,22 @@ pub fn load(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<Datase
             } else {
                 let t = path.join("test.csv");
                 let l = path.join("test_labels.csv");
-                (path.join("train.csv"), if t.is_file() && l.is_file() { Some((t, l)) } else { None })
+                (
+                    path.join("train.csv"),
+                    if t.is_file() && l.is_file() {
+                        Some((t, l))
+                    } else {
+                        None
+                    },
+                )
             };
             let train = jigsaw::read_jigsaw_csv(&train_p, cols)?;
             if train.unscored_dropped > 0 {
-                notes.push(format!("{}: {} unscored rows dropped", train_p.display(), train.unscored_dropped));
+                notes.push(format!(
+                    "{}: {} unscored rows dropped",
+                    train_p.display(),
+                    train.unscored_dropped
+                ));
             }
             let train = jigsaw::jigsaw_set(train, cols);
             let natural = match test_pair {

@@ -42,7 +42,10 @@ pub fn rotten_tomatoes_file(path: &Path) -> PathBuf {
 pub fn read_rotten_tomatoes(path: &Path) -> Result<(LabeledSet, RottenTomatoesReport), DatasetError> {
     let file = rotten_tomatoes_file(path);
     if !file.is_file() {
-        return Err(DatasetError::MissingFile { path: file, what: "Rotten Tomatoes snippets file".to_string() });
+        return Err(DatasetError::MissingFile {
+            path: file,
+            what: "Rotten Tomatoes snippets file".to_string(),
+        });
     }
     let lines = read_lines(&file)?;
     let mut report = RottenTomatoesReport::default();
@@ -76,7 +79,11 @@ pub fn read_rotten_tomatoes(path: &Path) -> Result<(LabeledSet, RottenTomatoesRe
             }
         };
         if !r.is_finite() || !(-4.0..=4.0).contains(&r) {
-            return Err(DatasetError::malformed(&file, ln, format!("rating {r} outside [-4, 4]")));
+            return Err(DatasetError::malformed(
+                &file,
+                ln,
+                format!("rating {r} outside [-4, 4]"),
+            ));
         }
         report.rows += 1;
         if r == 0.0 {

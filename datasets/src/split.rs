@@ -47,7 +47,9 @@ pub struct SplitIndices {
 
 fn check_fraction(name: &str, f: f64) -> Result<(), DatasetError> {
     if !(f.is_finite() && (0.0..=1.0).contains(&f)) {
-        return Err(DatasetError::InvalidOption(format!("{name} = {f} is not in [0, 1]")));
+        return Err(DatasetError::InvalidOption(format!(
+            "{name} = {f} is not in [0, 1]"
+        )));
     }
     Ok(())
 }
@@ -82,7 +84,9 @@ pub fn split_indices(n: usize, fractions: (f64, f64, f64), seed: u64) -> Result<
 /// Returns `(train, val)`, each sorted ascending; `val` is empty when `val_frac` is 0.
 pub fn train_val_split(n: usize, val_frac: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), DatasetError> {
     if !(val_frac.is_finite() && (0.0..1.0).contains(&val_frac)) {
-        return Err(DatasetError::InvalidOption(format!("val_frac = {val_frac} is not in [0, 1)")));
+        return Err(DatasetError::InvalidOption(format!(
+            "val_frac = {val_frac} is not in [0, 1)"
+        )));
     }
     let n_val = (((n as f64) * val_frac).round() as usize).min(n);
     let mut perm: Vec<usize> = (0..n).collect();
@@ -137,18 +141,31 @@ pub fn balance(labels: &[u32], seed: u64) -> Result<Balanced, DatasetError> {
     let mut indices = pos;
     indices.extend(neg);
     indices.sort_unstable();
-    Ok(Balanced { indices, positives, negatives_available, negatives_kept })
+    Ok(Balanced {
+        indices,
+        positives,
+        negatives_available,
+        negatives_kept,
+    })
 }
 
 /// Check that a split can train or score a classifier: it is non-empty and, for class labels,
 /// holds at least two distinct classes; for multilabel targets, every label column has at least
 /// one positive and one negative. `split` names the split in the error ("train", "val"...).
 pub fn check_split_has_classes(split: &str, set: &LabeledSet) -> Result<(), DatasetError> {
-    let err = |message: String| DatasetError::SingleClass { split: split.to_string(), message };
+    let err = |message: String| DatasetError::SingleClass {
+        split: split.to_string(),
+        message,
+    };
     if set.is_empty() {
         return Err(err("split is empty".to_string()));
     }
-    let name = |k: usize| set.class_names.get(k).cloned().unwrap_or_else(|| format!("class {k}"));
+    let name = |k: usize| {
+        set.class_names
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("class {k}"))
+    };
     match &set.labels {
         Labels::Class(c) => {
             let first = c[0];
@@ -163,7 +180,10 @@ pub fn check_split_has_classes(split: &str, set: &LabeledSet) -> Result<(), Data
         Labels::Multi(m) => {
             let k = m[0].len();
             for j in 0..k {
-                let pos = m.iter().filter(|row| row.get(j).copied().unwrap_or(0.0) > 0.5).count();
+                let pos = m
+                    .iter()
+                    .filter(|row| row.get(j).copied().unwrap_or(0.0) > 0.5)
+                    .count();
                 if pos == 0 || pos == m.len() {
                     return Err(err(format!(
                         "label column {:?} is {} in all {} examples; need both values",

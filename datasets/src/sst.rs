@@ -73,7 +73,10 @@ fn need(dir: &Path, name: &str) -> Result<PathBuf, DatasetError> {
     if p.is_file() {
         Ok(p)
     } else {
-        Err(DatasetError::MissingFile { path: p, what: "file of the SST release".to_string() })
+        Err(DatasetError::MissingFile {
+            path: p,
+            what: "file of the SST release".to_string(),
+        })
     }
 }
 
@@ -86,17 +89,19 @@ fn body<'a>(lines: &'a [String], header_start: &str) -> (usize, &'a [String]) {
 }
 
 fn parse_u64(path: &Path, line: u64, field: &str, what: &str) -> Result<u64, DatasetError> {
-    field
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| DatasetError::malformed(path, line, format!("{what} {:?} is not a number", excerpt(field))))
+    field.trim().parse::<u64>().map_err(|_| {
+        DatasetError::malformed(path, line, format!("{what} {:?} is not a number", excerpt(field)))
+    })
 }
 
 /// Load the original release from `path` (see [`sst_dir`]).
 pub fn load_sst(path: &Path, thresholds: SstThresholds) -> Result<Sst, DatasetError> {
-    if !(thresholds.negative_at_most <= thresholds.positive_above) {
+    let ordered = thresholds.negative_at_most.is_finite()
+        && thresholds.positive_above.is_finite()
+        && thresholds.negative_at_most <= thresholds.positive_above;
+    if !ordered {
         return Err(DatasetError::InvalidOption(format!(
-            "SST thresholds: negative_at_most {} must not exceed positive_above {}",
+            "SST thresholds must be finite with negative_at_most ({}) <= positive_above ({})",
             thresholds.negative_at_most, thresholds.positive_above
         )));
     }
@@ -131,15 +136,23 @@ pub fn load_sst(path: &Path, thresholds: SstThresholds) -> Result<Sst, DatasetEr
             continue;
         }
         let ln = (i + skip) as u64 + 1;
-        let (id, value) = line
-            .split_once('|')
-            .ok_or_else(|| DatasetError::malformed(&labels_p, ln, format!("no '|' in {:?}", excerpt(line))))?;
+        let (id, value) = line.split_once('|').ok_or_else(|| {
+            DatasetError::malformed(&labels_p, ln, format!("no '|' in {:?}", excerpt(line)))
+        })?;
         let id = parse_u64(&labels_p, ln, id, "phrase id")?;
         let v: f64 = value.trim().parse().map_err(|_| {
-            DatasetError::malformed(&labels_p, ln, format!("sentiment value {:?} is not a number", excerpt(value)))
+            DatasetError::malformed(
+                &labels_p,
+                ln,
+                format!("sentiment value {:?} is not a number", excerpt(value)),
+            )
         })?;
         if !(0.0..=1.0).contains(&v) {
-            return Err(DatasetError::malformed(&labels_p, ln, format!("sentiment value {v} outside [0, 1]")));
+            return Err(DatasetError::malformed(
+                &labels_p,
+                ln,
+                format!("sentiment value {v} outside [0, 1]"),
+            ));
         }
         sentiment.insert(id, v);
     }
@@ -165,7 +178,10 @@ pub fn load_sst(path: &Path, thresholds: SstThresholds) -> Result<Sst, DatasetEr
                 return Err(DatasetError::malformed(
                     &split_p,
                     ln,
-                    format!("split label {:?} is not 1 (train), 2 (test) or 3 (dev)", excerpt(other)),
+                    format!(
+                        "split label {:?} is not 1 (train), 2 (test) or 3 (dev)",
+                        excerpt(other)
+                    ),
                 ))
             }
         };
@@ -226,7 +242,12 @@ pub fn load_sst(path: &Path, thresholds: SstThresholds) -> Result<Sst, DatasetEr
         labels: Labels::Class(l),
         class_names: sentiment_names(),
     };
-    Ok(Sst { train: set(t0, l0), dev: set(t1, l1), test: set(t2, l2), report })
+    Ok(Sst {
+        train: set(t0, l0),
+        dev: set(t1, l1),
+        test: set(t2, l2),
+        report,
+    })
 }
 
 /// Split a TSV line into fields (GLUE's TSVs are not quoted: a tab always separates).
@@ -247,7 +268,11 @@ fn header_index(path: &Path, header: &[&str], wanted: &[&str]) -> Result<Vec<usi
     if missing.is_empty() {
         Ok(idx)
     } else {
-        Err(DatasetError::MissingColumns { path: path.to_path_buf(), missing, found })
+        Err(DatasetError::MissingColumns {
+            path: path.to_path_buf(),
+            missing,
+            found,
+        })
     }
 }
 
@@ -256,7 +281,11 @@ fn header_index(path: &Path, header: &[&str], wanted: &[&str]) -> Result<Vec<usi
 pub fn read_sst2_tsv(path: &Path) -> Result<LabeledSet, DatasetError> {
     let lines = read_lines(path)?;
     let Some(head) = lines.first() else {
-        return Err(DatasetError::malformed(path, 1, "empty file: expected header `sentence<TAB>label`"));
+        return Err(DatasetError::malformed(
+            path,
+            1,
+            "empty file: expected header `sentence<TAB>label`",
+        ));
     };
     let header = fields(head);
     let cols = header_index(path, &header, &["sentence", "label"])?;
@@ -291,14 +320,22 @@ pub fn read_sst2_tsv(path: &Path) -> Result<LabeledSet, DatasetError> {
         texts.push(f[si].trim().to_string());
         labels.push(y as u32);
     }
-    Ok(LabeledSet { examples: Examples::Text(texts), labels: Labels::Class(labels), class_names: sentiment_names() })
+    Ok(LabeledSet {
+        examples: Examples::Text(texts),
+        labels: Labels::Class(labels),
+        class_names: sentiment_names(),
+    })
 }
 
 /// Read GLUE's unlabelled SST-2 `test.tsv` (header `index\tsentence`): `(index, sentence)` pairs.
 pub fn read_sst2_unlabeled(path: &Path) -> Result<Vec<(u64, String)>, DatasetError> {
     let lines = read_lines(path)?;
     let Some(head) = lines.first() else {
-        return Err(DatasetError::malformed(path, 1, "empty file: expected header `index<TAB>sentence`"));
+        return Err(DatasetError::malformed(
+            path,
+            1,
+            "empty file: expected header `index<TAB>sentence`",
+        ));
     };
     let header = fields(head);
     let cols = header_index(path, &header, &["index", "sentence"])?;

@@ -10,7 +10,10 @@ use crate::error::DatasetError;
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DatasetError> {
     fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            DatasetError::MissingFile { path: path.to_path_buf(), what: "file".to_string() }
+            DatasetError::MissingFile {
+                path: path.to_path_buf(),
+                what: "file".to_string(),
+            }
         } else {
             DatasetError::io(path, e)
         }
@@ -40,8 +43,14 @@ pub(crate) fn read_lines(path: &Path) -> Result<Vec<String>, DatasetError> {
 }
 
 /// Penn Treebank bracket escapes as they appear in SST's `datasetSentences.txt`.
-const PTB_ESCAPES: [(&str, &str); 6] =
-    [("-LRB-", "("), ("-RRB-", ")"), ("-LSB-", "["), ("-RSB-", "]"), ("-LCB-", "{"), ("-RCB-", "}")];
+const PTB_ESCAPES: [(&str, &str); 6] = [
+    ("-LRB-", "("),
+    ("-RRB-", ")"),
+    ("-LSB-", "["),
+    ("-RSB-", "]"),
+    ("-LCB-", "{"),
+    ("-RCB-", "}"),
+];
 
 /// `-LRB-` → `(` and the other PTB bracket escapes back to brackets.
 pub fn ptb_unescape(s: &str) -> String {
@@ -126,7 +135,38 @@ pub fn fix_mojibake(s: &str) -> String {
 }
 
 /// The form SST sentences and dictionary phrases are matched on: mojibake fixed, PTB brackets
-/// unescaped. This is also the text the SST loader returns.
+/// unescaped, no-break spaces made plain spaces. This is also the text the SST loader returns.
 pub fn normalize_sst(s: &str) -> String {
-    ptb_unescape(&fix_mojibake(s))
+    ptb_unescape(&fix_mojibake(s)).replace('\u{a0}', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mojibake_and_ptb() {
+        assert_eq!(fix_mojibake("clichÃ©d"), "clichéd");
+        assert_eq!(fix_mojibake("NaÃ¯ve Ã\u{a0}la"), "Naïve àla");
+        assert_eq!(fix_mojibake("itâ€™s"), "it’s"); // via Windows-1252
+        assert_eq!(fix_mojibake("clichéd café"), "clichéd café"); // already right: unchanged
+        assert_eq!(fix_mojibake("Ã"), "Ã"); // not valid UTF-8 once mapped back: unchanged
+        assert_eq!(
+            ptb_unescape("-LRB- a -RRB- -LSB-b-RSB- -LCB-c-RCB-"),
+            "( a ) [b] {c}"
+        );
+        assert_eq!(normalize_sst("It 's -LRB- clichÃ©d -RRB-"), "It 's ( clichéd )");
+        // "Â" + no-break space is the mojibake of a no-break space: both become a plain space.
+        assert_eq!(normalize_sst("a\u{c2}\u{a0}b"), "a b");
+    }
+
+    #[test]
+    fn lines_decode_crlf_bom_and_latin1() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.txt");
+        std::fs::write(&p, b"\xEF\xBB\xBFa\r\ncaf\xE9\r\n\r\nlast").unwrap();
+        assert_eq!(read_lines(&p).unwrap(), ["a", "café", "", "last"]);
+        std::fs::write(&p, b"x\n").unwrap();
+        assert_eq!(read_lines(&p).unwrap(), ["x"]);
+    }
 }

@@ -17,7 +17,12 @@ pub enum Examples {
     Images(Vec<PathBuf>),
     /// Decoded 8-bit images, `n × height × width × channels` (HWC, row-major) in one buffer.
     /// CIFAR-10 has `channels = 3` (RGB), MNIST and Fashion-MNIST `channels = 1`.
-    Pixels { data: Vec<u8>, height: usize, width: usize, channels: usize },
+    Pixels {
+        data: Vec<u8>,
+        height: usize,
+        width: usize,
+        channels: usize,
+    },
 }
 
 impl Examples {
@@ -26,14 +31,12 @@ impl Examples {
         match self {
             Examples::Text(t) => t.len(),
             Examples::Images(p) => p.len(),
-            Examples::Pixels { data, height, width, channels } => {
-                let per = height * width * channels;
-                if per == 0 {
-                    0
-                } else {
-                    data.len() / per
-                }
-            }
+            Examples::Pixels {
+                data,
+                height,
+                width,
+                channels,
+            } => data.len().checked_div(height * width * channels).unwrap_or(0),
         }
     }
 
@@ -47,13 +50,23 @@ impl Examples {
         match self {
             Examples::Text(t) => Examples::Text(indices.iter().map(|&i| t[i].clone()).collect()),
             Examples::Images(p) => Examples::Images(indices.iter().map(|&i| p[i].clone()).collect()),
-            Examples::Pixels { data, height, width, channels } => {
+            Examples::Pixels {
+                data,
+                height,
+                width,
+                channels,
+            } => {
                 let per = height * width * channels;
                 let mut out = Vec::with_capacity(indices.len() * per);
                 for &i in indices {
                     out.extend_from_slice(&data[i * per..(i + 1) * per]);
                 }
-                Examples::Pixels { data: out, height: *height, width: *width, channels: *channels }
+                Examples::Pixels {
+                    data: out,
+                    height: *height,
+                    width: *width,
+                    channels: *channels,
+                }
             }
         }
     }
@@ -61,7 +74,12 @@ impl Examples {
     /// The pixels of example `i` (HWC), for the `Pixels` form.
     pub fn pixels(&self, i: usize) -> Option<&[u8]> {
         match self {
-            Examples::Pixels { data, height, width, channels } => {
+            Examples::Pixels {
+                data,
+                height,
+                width,
+                channels,
+            } => {
                 let per = height * width * channels;
                 data.get(i * per..(i + 1) * per)
             }
@@ -293,7 +311,11 @@ impl FromStr for DatasetKind {
             _ => {
                 return Err(DatasetError::UnknownKind {
                     name: s.to_string(),
-                    expected: DatasetKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+                    expected: DatasetKind::ALL
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
             }
         };
@@ -312,7 +334,10 @@ pub struct SstThresholds {
 
 impl Default for SstThresholds {
     fn default() -> Self {
-        SstThresholds { negative_at_most: 0.4, positive_above: 0.6 }
+        SstThresholds {
+            negative_at_most: 0.4,
+            positive_above: 0.6,
+        }
     }
 }
 
