@@ -22,6 +22,9 @@ pub enum DatasetError {
     /// A dataset folder with nothing usable in it (no class sub-folders, no batch files).
     #[error("{}: dataset folder is empty ({what})", path.display())]
     EmptyDir { path: PathBuf, what: String },
+    /// A data file with no example in it (only a header, or nothing left after dropping rows).
+    #[error("{}: no examples ({what})", path.display())]
+    NoExamples { path: PathBuf, what: String },
     /// An image-folder tree whose class folders hold no file with an image extension.
     #[error(
         "{}: no images found in {classes} class folder(s) ({skipped} non-image file(s) skipped; \

@@ -151,6 +151,12 @@ pub fn read_jigsaw_csv(path: &Path, label_columns: &[String]) -> Result<JigsawTa
         table.texts.push(rec[idx[0]].to_string());
         table.values.push(values);
     }
+    if table.texts.is_empty() {
+        return Err(DatasetError::NoExamples {
+            path: path.to_path_buf(),
+            what: format!("no scored row ({} unscored dropped)", table.unscored_dropped),
+        });
+    }
     Ok(table)
 }
 

@@ -33,6 +33,20 @@
 //! several. With `balance`, the training split of a binary task keeps all positives and as many
 //! seeded-random negatives ([`balance`]); val and test are left as they are.
 //!
+//! # Example
+//! ```no_run
+//! use datasets::{load, DatasetKind, LoadOptions};
+//!
+//! let opts = LoadOptions { seed: 0, val_frac: 0.1, ..Default::default() };
+//! let kind: DatasetKind = "fashion-mnist".parse()?;
+//! let splits = load(kind, "data/fashion-mnist".as_ref(), &opts)?;
+//! for note in &splits.notes {
+//!     println!("{note}");
+//! }
+//! println!("{} train examples, fingerprint {}", splits.train.len(), splits.fingerprint()?);
+//! # Ok::<(), datasets::DatasetError>(())
+//! ```
+//!
 //! # Determinism
 //! Splits use ChaCha8 streams and a hand-written Fisher–Yates ([`split`]): the same seed gives the
 //! same splits on every platform. Index lists are sorted, so each split keeps the files' order.

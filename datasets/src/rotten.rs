@@ -99,6 +99,12 @@ pub fn read_rotten_tomatoes(path: &Path) -> Result<(LabeledSet, RottenTomatoesRe
         texts.push(text.trim().to_string());
         labels.push(y);
     }
+    if texts.is_empty() {
+        return Err(DatasetError::NoExamples {
+            path: file,
+            what: format!("{} rows, none with a non-zero rating", report.rows),
+        });
+    }
     let set = LabeledSet {
         examples: Examples::Text(texts),
         labels: Labels::Class(labels),

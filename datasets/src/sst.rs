@@ -235,6 +235,17 @@ pub fn load_sst(path: &Path, thresholds: SstThresholds) -> Result<Sst, DatasetEr
             None => report.neutral_dropped[slot] += 1,
         }
     }
+    if report.kept[0] == 0 {
+        return Err(DatasetError::NoExamples {
+            path: sent_p,
+            what: format!(
+                "no training sentence kept of {} ({} not in dictionary.txt, {} neutral)",
+                report.sentences,
+                report.not_in_dictionary.len(),
+                report.neutral_dropped[0]
+            ),
+        });
+    }
     let [t0, t1, t2] = texts;
     let [l0, l1, l2] = labels;
     let set = |t: Vec<String>, l: Vec<u32>| LabeledSet {
@@ -319,6 +330,12 @@ pub fn read_sst2_tsv(path: &Path) -> Result<LabeledSet, DatasetError> {
         }
         texts.push(f[si].trim().to_string());
         labels.push(y as u32);
+    }
+    if texts.is_empty() {
+        return Err(DatasetError::NoExamples {
+            path: path.to_path_buf(),
+            what: "header only".to_string(),
+        });
     }
     Ok(LabeledSet {
         examples: Examples::Text(texts),

@@ -655,6 +655,9 @@ fn sst2_tsv() {
         ),
         "{err}"
     );
+    write(&d.join("bad.tsv"), "sentence\tlabel\n");
+    let err = sst::read_sst2_tsv(&d.join("bad.tsv")).unwrap_err();
+    assert!(matches!(err, DatasetError::NoExamples { .. }), "{err}");
     write(&d.join("bad.tsv"), "sentence\tlabel\nfoo\t1\nbar\n");
     let err = sst::read_sst2_tsv(&d.join("bad.tsv")).unwrap_err();
     assert_one_line_naming(&err, "bad.tsv:3");
@@ -764,6 +767,11 @@ fn jigsaw_errors() {
     let err = load(DatasetKind::Jigsaw, dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("outside [0, 1]"), "{err}");
 
+    write(&dir.path().join("train.csv"), JIGSAW_HEADER);
+    let err = load(DatasetKind::Jigsaw, dir.path(), &LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, DatasetError::NoExamples { .. }), "{err}");
+    assert_one_line_naming(&err, "train.csv");
+
     fs::remove_file(dir.path().join("train.csv")).unwrap();
     let err = load(DatasetKind::Jigsaw, dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(matches!(err, DatasetError::MissingFile { .. }), "{err}");
@@ -820,6 +828,10 @@ fn rotten_tomatoes_crlf_sign_labels() {
     write(&file, "1\t7.0\tgood\r\n");
     let err = rotten::read_rotten_tomatoes(&file).unwrap_err();
     assert!(err.to_string().contains("outside [-4, 4]"), "{err}");
+    write(&file, "1\t0.0\tmeh\r\n\r\n");
+    let err = load(DatasetKind::RottenTomatoes, &file, &LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, DatasetError::NoExamples { .. }), "{err}");
+    assert_one_line_naming(&err, "movieReviewSnippets_GroundTruth.txt");
 }
 
 // ---------------------------------------------------------------- splits, balance, fingerprint
