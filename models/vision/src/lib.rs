@@ -23,6 +23,7 @@ pub mod arch;
 pub mod checkpoint;
 pub mod efficientnet;
 pub mod error;
+pub mod labels;
 pub mod layers;
 pub mod pickle_scan;
 pub mod preprocess;
