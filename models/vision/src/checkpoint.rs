@@ -350,7 +350,17 @@ fn read_torch(path: &Path) -> Result<BTreeMap<String, Entry>> {
                 path: path.into(),
                 detail: e.to_string(),
             },
-            PytorchError::InvalidFormat(msg) if msg.contains("truncat") || msg.contains("extends past") => {
+            PytorchError::InvalidFormat(msg)
+                if [
+                    "truncat",
+                    "extends past",
+                    "beyond the end",
+                    "end of file",
+                    "unexpected end",
+                ]
+                .iter()
+                .any(|k| msg.contains(k)) =>
+            {
                 VisionError::Truncated {
                     path: path.into(),
                     detail: e.to_string(),

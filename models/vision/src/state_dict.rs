@@ -113,7 +113,10 @@ fn ignorable(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
 }
 
-fn find_normalizer(ckpt: &Checkpoint) -> Result<Option<([f32; 3], [f32; 3])>> {
+/// The input normalizer stored in a checkpoint (`…normalizer.new_mean/new_std` or
+/// `…normalize.new_mean/new_std`, the robustness library's `InputNormalize` buffers): per-channel
+/// mean and std for `[0, 1]` pixels. The shortest-named one wins.
+pub fn input_normalizer(ckpt: &Checkpoint) -> Result<Option<([f32; 3], [f32; 3])>> {
     let mut best: Option<&str> = None;
     for name in ckpt.names() {
         if let Some(stem) = name.strip_suffix("new_mean") {
@@ -240,7 +243,7 @@ impl<'a> StateDict<'a> {
             });
         }
         names.retain(|c, _| expected_names.contains(c.as_str()));
-        let normalizer = find_normalizer(ckpt)?;
+        let normalizer = input_normalizer(ckpt)?;
         Ok(StateDict {
             ckpt,
             names,
