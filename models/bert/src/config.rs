@@ -32,6 +32,18 @@ pub struct HfConfig {
     pub id2label: Option<BTreeMap<String, String>>,
 }
 
+const REQUIRED: &[&str] = &[
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "layer_norm_eps",
+];
+
 fn default_act() -> String {
     "gelu".into()
 }
@@ -85,7 +97,29 @@ impl ModelSpec {
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let bad = |message: String| BertError::Config { path: path.into(), message };
         let unsupported = |message: String| BertError::Unsupported { path: path.into(), message };
-        let raw: HfConfig = serde_json::from_str(text).map_err(|e| bad(format!("not a usable BERT/RoBERTa config: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(bad("not a JSON object".into()));
+        }
+        // Name the field in every message (serde's type errors only give a line and column).
+        for field in REQUIRED {
+            match value.get(field) {
+                None => return Err(bad(format!("missing field `{field}`"))),
+                Some(v) if *field == "model_type" && !v.is_string() => {
+                    return Err(bad(format!("`{field}` must be a string, found {v}")))
+                }
+                Some(v) if *field == "layer_norm_eps" && !v.is_number() => {
+                    return Err(bad(format!("`{field}` must be a number, found {v}")))
+                }
+                Some(v) if !matches!(*field, "model_type" | "layer_norm_eps") && !v.is_u64() => {
+                    return Err(bad(format!("`{field}` must be a non-negative integer, found {v}")))
+                }
+                Some(_) => {}
+            }
+        }
+        let raw: HfConfig =
+            serde_json::from_value(value).map_err(|e| bad(format!("not a usable BERT/RoBERTa config: {e}")))?;
         let arch = match raw.model_type.as_str() {
             "bert" => Arch::Bert,
             "roberta" | "xlm-roberta" | "camembert" => Arch::Roberta,

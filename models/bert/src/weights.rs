@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::store::{
-    ApplyResult, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    ApplyError, ApplyResult, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
     PytorchStore, SafetensorsStore,
 };
 
@@ -179,16 +179,38 @@ fn checkpoint_name(burn_path: &str, prefix: &str) -> String {
     }
 }
 
+/// An apply error in checkpoint names and PyTorch's `[out, in]` order.
+fn describe(error: &ApplyError, prefix: &str) -> String {
+    match error {
+        ApplyError::ShapeMismatch { path, expected, found } => {
+            let torch_order = |s: &burn::tensor::Shape| {
+                let mut d = s.to_vec();
+                if d.len() == 2 && !path.starts_with("embeddings.") {
+                    d.reverse(); // burn keeps Linear weights as [in, out]
+                }
+                d
+            };
+            format!(
+                "`{}` is {:?} in the file but {:?} by config.json",
+                checkpoint_name(path, prefix),
+                torch_order(found),
+                torch_order(expected)
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Load every parameter of `net` from the checkpoint; any missing or misshapen tensor is an error.
 pub fn load(net: &mut BertNet, path: &Path, inspection: &Inspection) -> Result<()> {
     let remap = remapper(&inspection.prefix).map_err(|e| weights_error(path, e))?;
     let mut store = Store::open(path, remap)?;
     let result = catch("loading weights", || store.apply(net, path))??;
     if !result.errors.is_empty() {
-        let list: Vec<String> = result.errors.iter().take(5).map(|e| e.to_string()).collect();
+        let list: Vec<String> = result.errors.iter().take(4).map(|e| describe(e, &inspection.prefix)).collect();
         return Err(weights_error(
             path,
-            format!("{} tensors do not fit the config: {}", result.errors.len(), list.join("; ")),
+            format!("{} tensor(s) do not fit config.json: {}", result.errors.len(), list.join("; ")),
         ));
     }
     if !result.missing.is_empty() {
@@ -197,7 +219,7 @@ pub fn load(net: &mut BertNet, path: &Path, inspection: &Inspection) -> Result<(
         return Err(weights_error(
             path,
             format!(
-                "{} tensors the config calls for are not in the file, e.g. {}",
+                "{} tensor(s) that config.json calls for are not in the file, e.g. {}",
                 result.missing.len(),
                 list.join(", ")
             ),

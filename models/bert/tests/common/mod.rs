@@ -139,7 +139,7 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| le_bytes(v)).collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
@@ -174,30 +174,49 @@ fn write_pytorch_bin(path: &Path, fixture: &Path, tensors: &[(String, Vec<usize>
 }
 
 /// A model folder (config.json, tokenizer.json, weights) for a random-weight fixture, written
-/// once per test binary into a temporary folder.
+/// once under cargo's target/tmp (keyed by the fixture's content) and reused by later runs.
 pub fn random_model(which: &str) -> &'static Path {
-    static BERT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static ROBERTA: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static BERT: OnceLock<PathBuf> = OnceLock::new();
+    static ROBERTA: OnceLock<PathBuf> = OnceLock::new();
     let cell = match which {
         "random_bert" => &BERT,
         "random_roberta" => &ROBERTA,
         other => panic!("no fixture {other}"),
     };
-    cell.get_or_init(|| {
-        let fixture = fixtures().join(which);
-        let dir = tempfile::tempdir().unwrap();
-        for f in ["config.json", "tokenizer.json"] {
-            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
-        }
-        let tensors = generated_tensors(&fixture.join("tensors.json"));
-        if which == "random_bert" {
-            write_safetensors(&dir.path().join("model.safetensors"), &tensors);
-        } else {
-            write_pytorch_bin(&dir.path().join("pytorch_model.bin"), &fixture, &tensors);
-        }
-        dir
-    })
-    .path()
+    cell.get_or_init(|| materialize(which)).as_path()
+}
+
+fn materialize(which: &str) -> PathBuf {
+    let fixture = fixtures().join(which);
+    let mut key = Vec::new();
+    for f in ["config.json", "tokenizer.json", "tensors.json", "data.pkl", "bin_entries.json"] {
+        key.extend(std::fs::read(fixture.join(f)).unwrap_or_default());
+    }
+    let key = fnv1a64(&String::from_utf8_lossy(&key));
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bert-fixtures");
+    let dir = parent.join(format!("{which}-{key:016x}"));
+    if dir.join("complete").is_file() {
+        return dir;
+    }
+    std::fs::create_dir_all(&parent).unwrap();
+    let tmp = tempfile::tempdir_in(&parent).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixture.join(f), tmp.path().join(f)).unwrap();
+    }
+    let tensors = generated_tensors(&fixture.join("tensors.json"));
+    if which == "random_bert" {
+        write_safetensors(&tmp.path().join("model.safetensors"), &tensors);
+    } else {
+        write_pytorch_bin(&tmp.path().join("pytorch_model.bin"), &fixture, &tensors);
+    }
+    std::fs::write(tmp.path().join("complete"), b"").unwrap();
+    let tmp = tmp.keep();
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another test binary got there first.
+        std::fs::remove_dir_all(&tmp).unwrap();
+        assert!(dir.join("complete").is_file());
+    }
+    dir
 }
 
 /// A copy of a random model folder whose files can be changed (the weights are hard links).
@@ -206,6 +225,9 @@ pub fn variant(which: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();
+        if entry.file_name() == "complete" {
+            continue;
+        }
         let to = dir.path().join(entry.file_name());
         if std::fs::hard_link(entry.path(), &to).is_err() {
             std::fs::copy(entry.path(), &to).unwrap();
