@@ -309,6 +309,7 @@ pub fn backend_device(name: &str) -> Result<Device> {
         #[cfg(feature = "flex")]
         "flex" => Ok(Device::flex()),
         #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
         "ndarray" => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
@@ -319,5 +320,36 @@ pub fn backend_device(name: &str) -> Result<Device> {
         other => Err(VisionError::Backend(format!(
             "backend `{other}` is unknown or not built in (rebuild with `--features {other}`)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timm_config_sets_preprocessing() {
+        let dir = std::env::temp_dir().join(format!("vision-timm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("config.json");
+        std::fs::write(
+            &cfg,
+            r#"{"architecture": "resnet50", "pretrained_cfg": {"input_size": [3, 224, 224],
+                "interpolation": "bicubic", "crop_pct": 0.95, "mean": [0.5, 0.5, 0.5],
+                "std": [0.25, 0.25, 0.25]}}"#,
+        )
+        .unwrap();
+        let p = timm_preprocess(&cfg, Preprocess::imagenet());
+        assert_eq!(
+            (p.resize, p.crop, p.interpolation),
+            (235, 224, Interpolation::Bicubic)
+        );
+        assert_eq!((p.mean, p.std), ([0.5; 3], [0.25; 3]));
+        std::fs::write(&cfg, "not json").unwrap();
+        assert_eq!(
+            timm_preprocess(&cfg, Preprocess::imagenet()),
+            Preprocess::imagenet()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
