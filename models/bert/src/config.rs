@@ -89,14 +89,23 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// Read and check `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| BertError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| BertError::Io {
+            path: path.into(),
+            source,
+        })?;
         Self::from_json(&text, path)
     }
 
     /// Parse and check the text of a `config.json` (`path` is for messages).
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let bad = |message: String| BertError::Config { path: path.into(), message };
-        let unsupported = |message: String| BertError::Unsupported { path: path.into(), message };
+        let bad = |message: String| BertError::Config {
+            path: path.into(),
+            message,
+        };
+        let unsupported = |message: String| BertError::Unsupported {
+            path: path.into(),
+            message,
+        };
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         if !value.is_object() {
@@ -113,17 +122,23 @@ impl ModelSpec {
                     return Err(bad(format!("`{field}` must be a number, found {v}")))
                 }
                 Some(v) if !matches!(*field, "model_type" | "layer_norm_eps") && !v.is_u64() => {
-                    return Err(bad(format!("`{field}` must be a non-negative integer, found {v}")))
+                    return Err(bad(format!(
+                        "`{field}` must be a non-negative integer, found {v}"
+                    )))
                 }
                 Some(_) => {}
             }
         }
-        let raw: HfConfig =
-            serde_json::from_value(value).map_err(|e| bad(format!("not a usable BERT/RoBERTa config: {e}")))?;
+        let raw: HfConfig = serde_json::from_value(value)
+            .map_err(|e| bad(format!("not a usable BERT/RoBERTa config: {e}")))?;
         let arch = match raw.model_type.as_str() {
             "bert" => Arch::Bert,
             "roberta" | "xlm-roberta" | "camembert" => Arch::Roberta,
-            other => return Err(unsupported(format!("model_type `{other}` (expected bert or roberta)"))),
+            other => {
+                return Err(unsupported(format!(
+                    "model_type `{other}` (expected bert or roberta)"
+                )))
+            }
         };
         let activation = match raw.hidden_act.as_str() {
             "gelu" => Activation::Gelu,
@@ -133,7 +148,11 @@ impl ModelSpec {
         };
         match raw.position_embedding_type.as_deref() {
             None | Some("absolute") => {}
-            Some(other) => return Err(unsupported(format!("position_embedding_type `{other}` (only absolute)"))),
+            Some(other) => {
+                return Err(unsupported(format!(
+                    "position_embedding_type `{other}` (only absolute)"
+                )))
+            }
         }
         for (name, value) in [
             ("vocab_size", raw.vocab_size),
@@ -148,21 +167,27 @@ impl ModelSpec {
                 return Err(bad(format!("{name} must be positive")));
             }
         }
-        if raw.hidden_size % raw.num_attention_heads != 0 {
+        if !raw.hidden_size.is_multiple_of(raw.num_attention_heads) {
             return Err(bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 raw.hidden_size, raw.num_attention_heads
             )));
         }
         if !(raw.layer_norm_eps.is_finite() && raw.layer_norm_eps > 0.0) {
-            return Err(bad(format!("layer_norm_eps {} must be positive", raw.layer_norm_eps)));
+            return Err(bad(format!(
+                "layer_norm_eps {} must be positive",
+                raw.layer_norm_eps
+            )));
         }
         let pad_token_id = raw.pad_token_id.unwrap_or(match arch {
             Arch::Bert => 0,
             Arch::Roberta => 1,
         });
         if pad_token_id >= raw.vocab_size {
-            return Err(bad(format!("pad_token_id {pad_token_id} >= vocab_size {}", raw.vocab_size)));
+            return Err(bad(format!(
+                "pad_token_id {pad_token_id} >= vocab_size {}",
+                raw.vocab_size
+            )));
         }
         if arch == Arch::Roberta && raw.max_position_embeddings <= pad_token_id + 2 {
             return Err(bad(format!(
@@ -175,7 +200,9 @@ impl ModelSpec {
             Some(map) => {
                 let mut pairs = Vec::with_capacity(map.len());
                 for (k, v) in map {
-                    let i: usize = k.parse().map_err(|_| bad(format!("id2label key `{k}` is not an index")))?;
+                    let i: usize = k
+                        .parse()
+                        .map_err(|_| bad(format!("id2label key `{k}` is not an index")))?;
                     pairs.push((i, v));
                 }
                 pairs.sort();

@@ -31,7 +31,11 @@ pub enum BertError {
         "the tokenizer {tokenizer} produces ids up to {max_id} but the model's embedding matrix has {rows} rows \
          (config vocab_size); tokenizer and weights do not belong together"
     )]
-    VocabMismatch { tokenizer: PathBuf, max_id: u32, rows: usize },
+    VocabMismatch {
+        tokenizer: PathBuf,
+        max_id: u32,
+        rows: usize,
+    },
 
     #[error("weights {path}: {message}")]
     Weights { path: PathBuf, message: String },
@@ -41,7 +45,11 @@ pub enum BertError {
     EmptyText { index: usize },
 
     #[error("{path}, line {line}: not valid UTF-8 ({message})")]
-    InvalidUtf8 { path: PathBuf, line: usize, message: String },
+    InvalidUtf8 {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 
     #[error("tokenizing text #{index}: {message}")]
     Encode { index: usize, message: String },
@@ -51,7 +59,11 @@ pub enum BertError {
 
     /// The feature mode needs a part the checkpoint does not have (a pooler, a RoBERTa head).
     #[error("feature mode `{mode}` needs {needs}, which {model} does not have")]
-    ModeUnavailable { mode: String, needs: &'static str, model: String },
+    ModeUnavailable {
+        mode: String,
+        needs: &'static str,
+        model: String,
+    },
 
     #[error("{model} has no sequence-classification head (`classifier.*` weights)")]
     NoHead { model: String },

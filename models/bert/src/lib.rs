@@ -70,8 +70,13 @@ pub enum FeatureMode {
 }
 
 impl FeatureMode {
-    pub const ALL: [FeatureMode; 5] =
-        [FeatureMode::Cls, FeatureMode::Pooler, FeatureMode::Mean, FeatureMode::MeanL2, FeatureMode::RobertaDense];
+    pub const ALL: [FeatureMode; 5] = [
+        FeatureMode::Cls,
+        FeatureMode::Pooler,
+        FeatureMode::Mean,
+        FeatureMode::MeanL2,
+        FeatureMode::RobertaDense,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -123,7 +128,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_length: None, empty: EmptyText::Encode, warn_truncation: true }
+        LoadOptions {
+            max_length: None,
+            empty: EmptyText::Encode,
+            warn_truncation: true,
+        }
     }
 }
 
@@ -197,8 +206,14 @@ struct SentenceTransformers {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| BertError::Io { path: path.into(), source })?;
-    serde_json::from_str(&text).map_err(|e| BertError::Config { path: path.into(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| BertError::Io {
+        path: path.into(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| BertError::Config {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 /// A file of the model that may be absent: beside `config.json` first (a local folder or the
@@ -218,20 +233,37 @@ fn sentence_transformers(model: &ModelRef, dir: &Path) -> Result<SentenceTransfo
     let mut st = SentenceTransformers::default();
     if let Some(p) = optional_file(model, dir, "sentence_bert_config.json") {
         let v = read_json(&p)?;
-        st.max_seq_length = v.get("max_seq_length").and_then(|m| m.as_u64()).map(|m| m as usize);
+        st.max_seq_length = v
+            .get("max_seq_length")
+            .and_then(|m| m.as_u64())
+            .map(|m| m as usize);
     }
-    let Some(p) = optional_file(model, dir, "modules.json") else { return Ok(st) };
+    let Some(p) = optional_file(model, dir, "modules.json") else {
+        return Ok(st);
+    };
     let modules = read_json(&p)?;
     let modules = modules.as_array().cloned().unwrap_or_default();
-    let kind = |m: &serde_json::Value| m.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+    let kind = |m: &serde_json::Value| {
+        m.get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let normalize = modules.iter().any(|m| kind(m).ends_with("models.Normalize"));
     if let Some(pooling) = modules.iter().find(|m| kind(m).ends_with("models.Pooling")) {
-        let sub = pooling.get("path").and_then(|p| p.as_str()).unwrap_or("1_Pooling");
+        let sub = pooling
+            .get("path")
+            .and_then(|p| p.as_str())
+            .unwrap_or("1_Pooling");
         if let Some(p) = optional_file(model, dir, &format!("{sub}/config.json")) {
             let cfg = read_json(&p)?;
             let flag = |k: &str| cfg.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
             st.mode = if flag("pooling_mode_mean_tokens") {
-                Some(if normalize { FeatureMode::MeanL2 } else { FeatureMode::Mean })
+                Some(if normalize {
+                    FeatureMode::MeanL2
+                } else {
+                    FeatureMode::Mean
+                })
             } else if flag("pooling_mode_cls_token") && !normalize {
                 Some(FeatureMode::Cls)
             } else {
@@ -246,7 +278,10 @@ fn sentence_transformers(model: &ModelRef, dir: &Path) -> Result<SentenceTransfo
 /// line that is not valid UTF-8. A final newline does not add an empty line.
 pub fn read_lines(path: impl AsRef<Path>) -> Result<Vec<String>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| BertError::Io { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| BertError::Io {
+        path: path.into(),
+        source,
+    })?;
     let mut lines = Vec::new();
     let mut parts: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     if parts.last().is_some_and(|l| l.is_empty()) {
@@ -281,7 +316,9 @@ impl TextEncoder {
         let limit = spec.max_tokens();
         let max_length = match options.max_length.or(st.max_seq_length) {
             Some(n) if n < 2 => {
-                return Err(BertError::InvalidArgument(format!("max_length {n} leaves no room for a token")));
+                return Err(BertError::InvalidArgument(format!(
+                    "max_length {n} leaves no room for a token"
+                )));
             }
             Some(n) if options.max_length.is_some() && n > limit => {
                 return Err(BertError::InvalidArgument(format!(
@@ -295,7 +332,9 @@ impl TextEncoder {
         let tokenizer = load_tokenizer(&tokenizer_path, &spec, max_length)?;
 
         let inspection = weights::inspect(&weights_path, &spec)?;
-        let mut net = weights::catch("building the network", || BertNet::init(&spec, inspection.parts, device))?;
+        let mut net = weights::catch("building the network", || {
+            BertNet::init(&spec, inspection.parts, device)
+        })?;
         weights::load(&mut net, &weights_path, &inspection)?;
         let fingerprint = sha256_file(&weights_path)?;
 
@@ -420,11 +459,10 @@ impl TextEncoder {
                 // Find which text failed.
                 let mut out = Vec::with_capacity(texts.len());
                 for (index, t) in texts.iter().enumerate() {
-                    out.push(
-                        self.tokenizer
-                            .encode(*t, true)
-                            .map_err(|e| BertError::Encode { index, message: e.to_string() })?,
-                    );
+                    out.push(self.tokenizer.encode(*t, true).map_err(|e| BertError::Encode {
+                        index,
+                        message: e.to_string(),
+                    })?);
                 }
                 out
             }
@@ -436,16 +474,29 @@ impl TextEncoder {
             if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.spec.vocab_size) {
                 return Err(BertError::Encode {
                     index,
-                    message: format!("token id {bad} is outside the embedding matrix ({} rows)", self.spec.vocab_size),
+                    message: format!(
+                        "token id {bad} is outside the embedding matrix ({} rows)",
+                        self.spec.vocab_size
+                    ),
                 });
             }
-            if let Some(&bad) = type_ids.iter().find(|&&i| i as usize >= self.spec.type_vocab_size) {
+            if let Some(&bad) = type_ids
+                .iter()
+                .find(|&&i| i as usize >= self.spec.type_vocab_size)
+            {
                 return Err(BertError::Encode {
                     index,
-                    message: format!("token type {bad} >= type_vocab_size {}", self.spec.type_vocab_size),
+                    message: format!(
+                        "token type {bad} >= type_vocab_size {}",
+                        self.spec.type_vocab_size
+                    ),
                 });
             }
-            out.push(Encoded { ids, type_ids, truncated: !e.get_overflowing().is_empty() });
+            out.push(Encoded {
+                ids,
+                type_ids,
+                truncated: !e.get_overflowing().is_empty(),
+            });
         }
         Ok(out)
     }
@@ -466,7 +517,11 @@ impl TextEncoder {
             }
         }
         let up = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, l]), &self.device);
-        Batch { input_ids: up(ids), attention_mask: up(mask), token_type_ids: up(types) }
+        Batch {
+            input_ids: up(ids),
+            attention_mask: up(mask),
+            token_type_ids: up(types),
+        }
     }
 
     /// Last hidden states `[B, L, D]` (see [`BertNet::forward`]); the building block for
@@ -477,7 +532,8 @@ impl TextEncoder {
         attention_mask: Tensor<2, Int>,
         token_type_ids: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
-        self.net.forward(&self.spec, input_ids, attention_mask, token_type_ids)
+        self.net
+            .forward(&self.spec, input_ids, attention_mask, token_type_ids)
     }
 
     fn check_mode(&self, mode: FeatureMode) -> Result<()> {
@@ -488,11 +544,20 @@ impl TextEncoder {
             }
             _ => return Ok(()),
         };
-        Err(BertError::ModeUnavailable { mode: mode.to_string(), needs, model: self.name.clone() })
+        Err(BertError::ModeUnavailable {
+            mode: mode.to_string(),
+            needs,
+            model: self.name.clone(),
+        })
     }
 
     /// Feature rows `[B, D]` of hidden states `[B, L, D]` under `attention_mask` `[B, L]`.
-    pub fn pool(&self, hidden: Tensor<3>, attention_mask: Tensor<2, Int>, mode: FeatureMode) -> Result<Tensor<2>> {
+    pub fn pool(
+        &self,
+        hidden: Tensor<3>,
+        attention_mask: Tensor<2, Int>,
+        mode: FeatureMode,
+    ) -> Result<Tensor<2>> {
         self.check_mode(mode)?;
         let [b, _, d] = hidden.dims();
         let cls = || hidden.clone().narrow(1, 0, 1).reshape([b, d]);
@@ -516,17 +581,27 @@ impl TextEncoder {
     }
 
     /// Feature rows of `texts` in their order: `[N, D]` row-major in [`Features::data`].
+    ///
+    /// Texts are sorted by token count and run `batch_size` at a time at most (fewer where one
+    /// long text would otherwise pad a whole batch to its length).
     pub fn features(&self, texts: &[&str], mode: FeatureMode, batch_size: usize) -> Result<Features> {
         self.check_mode(mode)?;
-        self.run(texts, batch_size, self.spec.hidden_size, |hidden, mask| self.pool(hidden, mask, mode))
+        self.run(texts, batch_size, self.spec.hidden_size, |hidden, mask| {
+            self.pool(hidden, mask, mode)
+        })
     }
 
     /// Class logits `[N, K]` of the checkpoint's sequence-classification head.
     pub fn logits(&self, texts: &[&str], batch_size: usize) -> Result<Features> {
-        let k = self.num_classes().ok_or_else(|| BertError::NoHead { model: self.name.clone() })?;
+        let k = self.num_classes().ok_or_else(|| BertError::NoHead {
+            model: self.name.clone(),
+        })?;
         self.run(texts, batch_size, k, |hidden, _| {
             let [b, _, d] = hidden.dims();
-            Ok(self.net.logits(hidden.narrow(1, 0, 1).reshape([b, d])).expect("head checked"))
+            Ok(self
+                .net
+                .logits(hidden.narrow(1, 0, 1).reshape([b, d]))
+                .expect("head checked"))
         })
     }
 
@@ -544,15 +619,23 @@ impl TextEncoder {
         let n = texts.len();
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].ids.len()));
+        let lengths: Vec<usize> = order.iter().map(|&i| encoded[i].ids.len()).collect();
         let mut data = vec![0f32; n * dim];
-        for chunk in order.chunks(batch_size) {
+        for range in plan_batches(&lengths, batch_size) {
+            let chunk = &order[range];
             let batch: Vec<&Encoded> = chunk.iter().map(|&i| &encoded[i]).collect();
             let rows = weights::catch("the forward pass", || -> Result<Vec<f32>> {
-                let Batch { input_ids, attention_mask, token_type_ids } = self.batch(&batch);
+                let Batch {
+                    input_ids,
+                    attention_mask,
+                    token_type_ids,
+                } = self.batch(&batch);
                 let hidden = self.forward(input_ids, attention_mask.clone(), Some(token_type_ids));
                 let out = head(hidden, attention_mask)?;
-                out.try_into_vec_as::<f32>()
-                    .map_err(|e| BertError::Backend { during: "reading results", message: format!("{e:?}") })
+                out.try_into_vec_as::<f32>().map_err(|e| BertError::Backend {
+                    during: "reading results",
+                    message: format!("{e:?}"),
+                })
             })??;
             for (r, &i) in chunk.iter().enumerate() {
                 data[i * dim..(i + 1) * dim].copy_from_slice(&rows[r * dim..(r + 1) * dim]);
@@ -568,12 +651,44 @@ impl TextEncoder {
                 self.name
             );
         }
-        Ok(Features { data, n, dim, truncated, empty })
+        Ok(Features {
+            data,
+            n,
+            dim,
+            truncated,
+            empty,
+        })
     }
 }
 
+/// Cut texts sorted by decreasing token count into batches of at most `batch_size`, also ending
+/// a batch where padding to its first (longest) text would make it more than 1.5× its real
+/// tokens, so one long outlier does not pad a whole batch to its length.
+fn plan_batches(lengths: &[usize], batch_size: usize) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < lengths.len() {
+        let longest = lengths[start];
+        let (mut end, mut real) = (start + 1, longest);
+        while end < lengths.len() && end - start < batch_size {
+            let next = real + lengths[end];
+            if 2 * (end - start + 1) * longest > 3 * next {
+                break;
+            }
+            real = next;
+            end += 1;
+        }
+        batches.push(start..end);
+        start = end;
+    }
+    batches
+}
+
 fn load_tokenizer(path: &Path, spec: &ModelSpec, max_length: usize) -> Result<Tokenizer> {
-    let bad = |message: String| BertError::Tokenizer { path: path.into(), message };
+    let bad = |message: String| BertError::Tokenizer {
+        path: path.into(),
+        message,
+    };
     let mut tokenizer = Tokenizer::from_file(path).map_err(|e| bad(e.to_string()))?;
     tokenizer.with_padding(None);
     tokenizer
@@ -584,9 +699,30 @@ fn load_tokenizer(path: &Path, spec: &ModelSpec, max_length: usize) -> Result<To
             direction: TruncationDirection::Right,
         }))
         .map_err(|e| bad(e.to_string()))?;
-    let max_id = tokenizer.get_vocab(true).into_values().max().ok_or_else(|| bad("empty vocabulary".into()))?;
+    let max_id = tokenizer
+        .get_vocab(true)
+        .into_values()
+        .max()
+        .ok_or_else(|| bad("empty vocabulary".into()))?;
     if max_id as usize >= spec.vocab_size {
-        return Err(BertError::VocabMismatch { tokenizer: path.into(), max_id, rows: spec.vocab_size });
+        return Err(BertError::VocabMismatch {
+            tokenizer: path.into(),
+            max_id,
+            rows: spec.vocab_size,
+        });
     }
     Ok(tokenizer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_batches;
+
+    #[test]
+    fn batches_respect_the_size_and_do_not_pad_outliers() {
+        assert_eq!(plan_batches(&[10, 10, 10, 10, 10], 2), vec![0..2, 2..4, 4..5]);
+        assert_eq!(plan_batches(&[256, 256, 60, 60, 60, 60], 64), vec![0..3, 3..6]);
+        assert_eq!(plan_batches(&[30, 29, 28, 20], 64), vec![0..4]);
+        assert!(plan_batches(&[], 4).is_empty());
+    }
 }

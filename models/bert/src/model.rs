@@ -98,7 +98,11 @@ impl BertNet {
     /// A network of the given shape (weights are placeholders until loaded).
     pub fn init(spec: &ModelSpec, parts: Parts, device: &Device) -> Self {
         let d = spec.hidden_size;
-        let norm = || LayerNormConfig::new(d).with_epsilon(spec.layer_norm_eps).init(device);
+        let norm = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(spec.layer_norm_eps)
+                .init(device)
+        };
         let embeddings = Embeddings {
             word_embeddings: EmbeddingConfig::new(spec.vocab_size, d).init(device),
             position_embeddings: EmbeddingConfig::new(spec.max_position_embeddings, d).init(device),
@@ -113,16 +117,26 @@ impl BertNet {
                         key: linear(d, d, device),
                         value: linear(d, d, device),
                     },
-                    output: DenseNorm { dense: linear(d, d, device), LayerNorm: norm() },
+                    output: DenseNorm {
+                        dense: linear(d, d, device),
+                        LayerNorm: norm(),
+                    },
                 },
-                intermediate: Intermediate { dense: linear(d, spec.intermediate_size, device) },
-                output: DenseNorm { dense: linear(spec.intermediate_size, d, device), LayerNorm: norm() },
+                intermediate: Intermediate {
+                    dense: linear(d, spec.intermediate_size, device),
+                },
+                output: DenseNorm {
+                    dense: linear(spec.intermediate_size, d, device),
+                    LayerNorm: norm(),
+                },
             })
             .collect();
         BertNet {
             embeddings,
             encoder: Encoder { layer },
-            pooler: parts.pooler.then(|| Pooler { dense: linear(d, d, device) }),
+            pooler: parts.pooler.then(|| Pooler {
+                dense: linear(d, d, device),
+            }),
             classifier: parts.bert_classifier.map(|k| linear(d, k, device)),
             roberta_head: parts.roberta_head.map(|k| RobertaHead {
                 dense: linear(d, d, device),
@@ -145,7 +159,9 @@ impl BertNet {
         let [b, l] = input_ids.dims();
         let device = input_ids.device();
         let position_ids = match spec.arch {
-            Arch::Bert => Tensor::<1, Int>::arange(0..l as i64, &device).unsqueeze::<2>().expand([b, l]),
+            Arch::Bert => Tensor::<1, Int>::arange(0..l as i64, &device)
+                .unsqueeze::<2>()
+                .expand([b, l]),
             Arch::Roberta => {
                 let pad = spec.pad_token_id as i64;
                 let not_pad = input_ids.clone().not_equal_elem(pad).int();
@@ -159,7 +175,9 @@ impl BertNet {
             + e.token_type_embeddings.forward(token_type_ids);
         let mut x = e.LayerNorm.forward(x);
         // Additive mask [B, 1, 1, L]: 0 on tokens, the most negative f32 on padding (as transformers).
-        let bias = (attention_mask.float().neg() + 1.0).mul_scalar(f32::MIN).reshape([b, 1, 1, l]);
+        let bias = (attention_mask.float().neg() + 1.0)
+            .mul_scalar(f32::MIN)
+            .reshape([b, 1, 1, l]);
         for layer in &self.encoder.layer {
             x = layer.forward(x, bias.clone(), spec);
         }

@@ -32,8 +32,14 @@ enum Format {
 
 fn format_of(path: &Path) -> Result<Format> {
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).map_err(|source| BertError::Io { path: path.into(), source })?;
-    let n = file.read(&mut magic).map_err(|source| BertError::Io { path: path.into(), source })?;
+    let mut file = std::fs::File::open(path).map_err(|source| BertError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let n = file.read(&mut magic).map_err(|source| BertError::Io {
+        path: path.into(),
+        source,
+    })?;
     // A zip archive (PyTorch ≥ 1.6) or a legacy pickle (protocol 2 starts with 0x80 0x02).
     if n >= 2 && (magic[..2] == *b"PK" || magic[..2] == [0x80, 0x02]) {
         Ok(Format::Pytorch)
@@ -43,7 +49,10 @@ fn format_of(path: &Path) -> Result<Format> {
 }
 
 fn weights_error(path: &Path, message: impl Into<String>) -> BertError {
-    BertError::Weights { path: path.into(), message: message.into() }
+    BertError::Weights {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 enum Store {
@@ -56,9 +65,10 @@ impl Store {
         Ok(match format_of(path)? {
             Format::Safetensors => Store::Safetensors(Box::new(
                 SafetensorsStore::from_file(path)
-                    .with_from_adapter(PyTorchToBurnAdapter.chain(burn::store::FloatCastAdapter::to(
-                        burn::tensor::DType::F32,
-                    )))
+                    .with_from_adapter(
+                        PyTorchToBurnAdapter
+                            .chain(burn::store::FloatCastAdapter::to(burn::tensor::DType::F32)),
+                    )
                     .validate(false)
                     .allow_partial(true)
                     .skip_enum_variants(true)
@@ -80,7 +90,9 @@ impl Store {
         where
             S::Error: std::fmt::Display,
         {
-            let all = s.get_all_tensors().map_err(|e| weights_error(path, e.to_string()))?;
+            let all = s
+                .get_all_tensors()
+                .map_err(|e| weights_error(path, e.to_string()))?;
             Ok(all.iter().map(|(k, t)| (k.clone(), t.shape.to_vec())).collect())
         }
         match self {
@@ -106,7 +118,10 @@ pub(crate) fn catch<T>(during: &'static str, f: impl FnOnce() -> T) -> Result<T>
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        BertError::Backend { during, message: message.lines().next().unwrap_or_default().to_string() }
+        BertError::Backend {
+            during,
+            message: message.lines().next().unwrap_or_default().to_string(),
+        }
     })
 }
 
@@ -135,19 +150,31 @@ pub fn inspect(path: &Path, spec: &ModelSpec) -> Result<Inspection> {
         match shapes.get(name) {
             None => Ok(None),
             Some(s) if s.len() == 2 && s[1] == d && s[0] > 0 => Ok(Some(s[0])),
-            Some(s) => Err(weights_error(path, format!("`{name}` has shape {s:?}, expected [classes, {d}]"))),
+            Some(s) => Err(weights_error(
+                path,
+                format!("`{name}` has shape {s:?}, expected [classes, {d}]"),
+            )),
         }
     };
     let pooler = shapes.contains_key(&format!("{prefix}pooler.dense.weight"));
-    let mut parts = Parts { pooler, ..Parts::default() };
+    let mut parts = Parts {
+        pooler,
+        ..Parts::default()
+    };
     if let Some(k) = classes("classifier.out_proj.weight")? {
         if !shapes.contains_key("classifier.dense.weight") {
-            return Err(weights_error(path, "`classifier.out_proj` without `classifier.dense`"));
+            return Err(weights_error(
+                path,
+                "`classifier.out_proj` without `classifier.dense`",
+            ));
         }
         parts.roberta_head = Some(k);
     } else if let Some(k) = classes("classifier.weight")? {
         if !pooler {
-            return Err(weights_error(path, "a `classifier` on the pooler output but no `pooler.dense` weights"));
+            return Err(weights_error(
+                path,
+                "a `classifier` on the pooler output but no `pooler.dense` weights",
+            ));
         }
         parts.bert_classifier = Some(k);
     }
@@ -157,7 +184,9 @@ pub fn inspect(path: &Path, spec: &ModelSpec) -> Result<Inspection> {
 fn remapper(prefix: &str) -> Result<KeyRemapper, String> {
     let mut r = KeyRemapper::new();
     if !prefix.is_empty() {
-        r = r.add_pattern(format!("^{}", prefix.replace('.', r"\.")), "").map_err(|e| e.to_string())?;
+        r = r
+            .add_pattern(format!("^{}", prefix.replace('.', r"\.")), "")
+            .map_err(|e| e.to_string())?;
     }
     r.add_pattern(r"\.attention\.self\.", ".attention.self_attn.")
         .and_then(|r| r.add_pattern(r"^classifier\.(dense|out_proj)\.", "roberta_head.$1."))
@@ -182,7 +211,11 @@ fn checkpoint_name(burn_path: &str, prefix: &str) -> String {
 /// An apply error in checkpoint names and PyTorch's `[out, in]` order.
 fn describe(error: &ApplyError, prefix: &str) -> String {
     match error {
-        ApplyError::ShapeMismatch { path, expected, found } => {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => {
             let torch_order = |s: &burn::tensor::Shape| {
                 let mut d = s.to_vec();
                 if d.len() == 2 && !path.starts_with("embeddings.") {
@@ -207,15 +240,28 @@ pub fn load(net: &mut BertNet, path: &Path, inspection: &Inspection) -> Result<(
     let mut store = Store::open(path, remap)?;
     let result = catch("loading weights", || store.apply(net, path))??;
     if !result.errors.is_empty() {
-        let list: Vec<String> = result.errors.iter().take(4).map(|e| describe(e, &inspection.prefix)).collect();
+        let list: Vec<String> = result
+            .errors
+            .iter()
+            .take(4)
+            .map(|e| describe(e, &inspection.prefix))
+            .collect();
         return Err(weights_error(
             path,
-            format!("{} tensor(s) do not fit config.json: {}", result.errors.len(), list.join("; ")),
+            format!(
+                "{} tensor(s) do not fit config.json: {}",
+                result.errors.len(),
+                list.join("; ")
+            ),
         ));
     }
     if !result.missing.is_empty() {
-        let list: Vec<String> =
-            result.missing.iter().take(8).map(|(p, _)| checkpoint_name(p, &inspection.prefix)).collect();
+        let list: Vec<String> = result
+            .missing
+            .iter()
+            .take(8)
+            .map(|(p, _)| checkpoint_name(p, &inspection.prefix))
+            .collect();
         return Err(weights_error(
             path,
             format!(
@@ -231,7 +277,10 @@ pub fn load(net: &mut BertNet, path: &Path, inspection: &Inspection) -> Result<(
 /// Hex sha256 of a file, streamed.
 pub fn sha256_file(path: &PathBuf) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let io = |source| BertError::Io { path: path.clone(), source };
+    let io = |source| BertError::Io {
+        path: path.clone(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -56,7 +56,11 @@ pub fn snippets_file() -> PathBuf {
         "pkg/vadersentiment-3.3.2/vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014/\
          movieReviewSnippets_GroundTruth.txt",
     );
-    assert!(f.is_file(), "{} missing: run `cargo xtask fetch` first (or set FIT_DATA_DIR)", f.display());
+    assert!(
+        f.is_file(),
+        "{} missing: run `cargo xtask fetch` first (or set FIT_DATA_DIR)",
+        f.display()
+    );
     f
 }
 
@@ -79,7 +83,11 @@ pub fn read_safetensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> 
     st.tensors()
         .into_iter()
         .map(|(name, view)| {
-            let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             (name, (view.shape().to_vec(), values))
         })
         .collect()
@@ -127,9 +135,19 @@ pub fn generated_tensors(manifest: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)>
             let name = t["name"].as_str().unwrap().to_string();
             let shape: Vec<usize> = serde_json::from_value(t["shape"].clone()).unwrap();
             let n = shape.iter().product();
-            let v = generate(&name, n, t["center"].as_f64().unwrap(), t["scale"].as_f64().unwrap(), seed);
+            let v = generate(
+                &name,
+                n,
+                t["center"].as_f64().unwrap(),
+                t["scale"].as_f64().unwrap(),
+                seed,
+            );
             let first: Vec<f32> = serde_json::from_value(t["first"].clone()).unwrap();
-            assert_eq!(&v[..first.len()], &first[..], "generator disagrees with make_fixtures.py on {name}");
+            assert_eq!(
+                &v[..first.len()],
+                &first[..],
+                "generator disagrees with make_fixtures.py on {name}"
+            );
             (name, shape, v)
         })
         .collect()
@@ -145,7 +163,10 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]
         .iter()
         .zip(&bytes)
         .map(|((name, shape, _), b)| {
-            (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b).unwrap())
+            (
+                name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b).unwrap(),
+            )
         })
         .collect();
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
@@ -189,7 +210,13 @@ pub fn random_model(which: &str) -> &'static Path {
 fn materialize(which: &str) -> PathBuf {
     let fixture = fixtures().join(which);
     let mut key = Vec::new();
-    for f in ["config.json", "tokenizer.json", "tensors.json", "data.pkl", "bin_entries.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tensors.json",
+        "data.pkl",
+        "bin_entries.json",
+    ] {
         key.extend(std::fs::read(fixture.join(f)).unwrap_or_default());
     }
     let key = fnv1a64(&String::from_utf8_lossy(&key));
