@@ -298,11 +298,19 @@ fn fetch_fashion_mnist(dest: &Path, downloads: &Path) -> Result<()> {
     let deb = match find_download(downloads, "dataset-fashion-mnist_") {
         Some(d) => d,
         None => {
-            run(Command::new("apt-get")
-                .arg("download")
-                .arg(FASHION_DEB)
-                .current_dir(downloads))
-            .context("apt-get download failed (needs Debian's package index; try `apt-get update`)")?;
+            let download = || {
+                run(Command::new("apt-get")
+                    .arg("download")
+                    .arg(FASHION_DEB)
+                    .current_dir(downloads))
+            };
+            if download().is_err() {
+                // A fresh machine may have no package index yet.
+                eprintln!("fetch: apt-get download failed; refreshing the package index and retrying");
+                run(Command::new("apt-get").args(["update", "-qq"]))
+                    .context("apt-get update failed (needs root or Debian's package index)")?;
+                download().context("apt-get download failed after apt-get update")?;
+            }
             find_download(downloads, "dataset-fashion-mnist_").context("apt-get left no .deb")?
         }
     };

@@ -4,6 +4,7 @@
 mod bench;
 mod digits;
 mod fetch;
+mod repro;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,12 @@ enum Task {
     /// Fashion-MNIST, Rotten Tomatoes snippets, sample images, …) into data/, checking sha256
     /// sums. A no-op for what is already there.
     Fetch,
+    /// The test suite: fetch the offline data the real-data tests read (a no-op when present),
+    /// then `cargo test --release --workspace` with any extra arguments.
+    Test {
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
     /// Fetch scikit-learn's copy of the UCI handwritten digits (1,797 × 64, 10 classes) from PyPI
     /// and write seeded 60/20/20 splits as .npy into data/digits. A no-op when present.
     FetchDigits,
@@ -35,6 +42,13 @@ enum Task {
         #[arg(long, default_value = "runs/digits")]
         out: PathBuf,
     },
+    /// The SST experiment on this world's data: MiniLM features of the Rotten Tomatoes snippets
+    /// (or a real SST folder and model), the path, the selected sparse layer and the
+    /// dense-vs-sparse table, into runs/repro-sst.
+    ReproSst(repro::ReproSstArgs),
+    /// The vision job: EfficientNet-Lite0 features of a seeded Fashion-MNIST subset, the path and
+    /// the tables, into runs/repro-vision.
+    ReproVision(repro::ReproVisionArgs),
     /// Benchmark the path solver against glmnet, scikit-learn and glm_saga on the shared
     /// workloads, in one run, and print the table (see shared/bench/README.md).
     BenchSolver(bench::BenchArgs),
@@ -87,8 +101,18 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Task::Fetch => fetch::fetch_all().map(|_| ()),
+        Task::Test { extra } => fetch::fetch_all().and_then(|_| {
+            run(
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                    .current_dir(root())
+                    .args(["test", "--release", "--workspace"])
+                    .args(extra),
+            )
+        }),
         Task::FetchDigits => digits::fetch().map(|_| ()),
         Task::Demo { backend, out } => demo(&backend, &out),
+        Task::ReproSst(args) => repro::repro_sst(args),
+        Task::ReproVision(args) => repro::repro_vision(args),
         Task::BenchSolver(args) => bench::bench(args),
     };
     if let Err(e) = outcome {

@@ -1,10 +1,14 @@
 //! `fit`: sparse decision layers for deep networks from the command line.
 //!
-//! `fit path` runs the elastic-net regularization path on feature files a user already has
-//! (`.npy` pairs or safetensors with `features`/`labels`) and selects the sparse layer.
+//! `fit --dataset … --arch … --out-path …` is the main job: deep features of a dataset from a
+//! backbone (cached), the elastic-net path, the selected sparse layer and the dense-vs-sparse
+//! tables. `fit` alone runs the offline default job. `fit path` runs the path on feature files a
+//! user already has (`.npy` pairs or safetensors with `features`/`labels`).
 
+mod backbones;
 mod floor_cmd;
 mod path_cmd;
+mod run_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -20,9 +24,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     version,
     about = "Sparse decision layers for debuggable deep networks"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    run: run_cmd::RunArgs,
 }
 
 #[derive(Subcommand)]
@@ -36,17 +43,21 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let outcome = match cli.command {
-        Some(Command::Path(args)) => path_cmd::run(args),
-        Some(Command::Floor(args)) => floor_cmd::run(args),
-        None => {
-            eprintln!(
-                "fit: no command given; run `fit path --train FEATURES --val FEATURES --out DIR` on \
-                 feature files (see `fit path --help`)"
+    let outcome =
+        match cli.command {
+            Some(Command::Path(args)) => path_cmd::run(args),
+            Some(Command::Floor(args)) => floor_cmd::run(args),
+            None if cli.run.dataset.is_none() && std::env::args_os().len() == 1 => {
+                let job = run_cmd::default_job();
+                eprintln!(
+                "fit: no arguments, running the offline default job: MiniLM features of the Rotten Tomatoes \
+                 snippets into {} (`fit --help` for your own data)",
+                job.out_path.as_deref().unwrap_or(std::path::Path::new(".")).display()
             );
-            std::process::exit(2);
-        }
-    };
+                run_cmd::run(job)
+            }
+            None => run_cmd::run(cli.run),
+        };
     if let Err(e) = outcome {
         // One readable line: the error and its causes joined, no backtrace.
         eprintln!("error: {e:#}");

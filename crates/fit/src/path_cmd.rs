@@ -90,7 +90,7 @@ pub struct PathArgs {
 
 /// What `path.json` holds: the path, the selection, and where the files are.
 #[derive(Serialize)]
-struct PathReport<'a> {
+pub(crate) struct PathReport<'a> {
     #[serde(flatten)]
     path: &'a PathResult,
     selection: &'a Selection,
@@ -189,21 +189,7 @@ pub fn run(args: PathArgs) -> Result<()> {
     let result = solver::run_path(&problem, &standardizer, &config, &device, &opts)?;
     let selection = solver::select(&result.records, threshold)?;
 
-    let selected_src = solver::path::layer_file(&args.out, selection.selected_index);
-    let selected_dst = args.out.join("selected.safetensors");
-    let bytes =
-        std::fs::read(&selected_src).with_context(|| format!("cannot read {}", selected_src.display()))?;
-    solver::io::write_atomic(&selected_dst, &bytes)?;
-
-    let report = PathReport {
-        path: &result,
-        selection: &selection,
-        selected_layer: "selected.safetensors".into(),
-        layers_dir: "layers".into(),
-        backend: args.backend.name(),
-    };
-    let json = serde_json::to_vec_pretty(&report)?;
-    solver::io::write_atomic(&final_json, &json)?;
+    write_path_outputs(&args.out, &result, &selection, args.backend)?;
 
     let sel = &result.records[selection.selected_index];
     let best = &result.records[selection.best_index];
@@ -225,5 +211,27 @@ pub fn run(args: PathArgs) -> Result<()> {
             .unwrap_or_default()
     );
     println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Copy the selected layer to `selected.safetensors` and write `path.json`, both atomically.
+pub(crate) fn write_path_outputs(
+    out: &std::path::Path,
+    result: &PathResult,
+    selection: &Selection,
+    backend: BackendKind,
+) -> Result<()> {
+    let selected_src = solver::path::layer_file(out, selection.selected_index);
+    let bytes =
+        std::fs::read(&selected_src).with_context(|| format!("cannot read {}", selected_src.display()))?;
+    solver::io::write_atomic(&out.join("selected.safetensors"), &bytes)?;
+    let report = PathReport {
+        path: result,
+        selection,
+        selected_layer: "selected.safetensors".into(),
+        layers_dir: "layers".into(),
+        backend: backend.name(),
+    };
+    solver::io::write_atomic(&out.join("path.json"), &serde_json::to_vec_pretty(&report)?)?;
     Ok(())
 }

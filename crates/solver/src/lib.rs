@@ -19,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod evaluate;
 pub mod io;
 pub mod path;
 pub mod select;

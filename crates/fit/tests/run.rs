@@ -1,0 +1,239 @@
+//! The main `fit` job as users run it, on small datasets written in their real formats with the
+//! `pixels` backbone (raw pixels as features, no weights needed): a full run writes every output,
+//! a rerun reuses the feature cache and the path checkpoint and gives the same path, and bad data
+//! gives one readable line, a non-zero exit and no output that looks complete.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn fit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fit"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fit-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// IDX files (`{prefix}-images-idx3-ubyte`, `{prefix}-labels-idx1-ubyte`) of 8×8 images whose
+/// class lights one of the first rows brighter, plus noise.
+fn write_idx(dir: &Path, prefix: &str, labels: &[u8], seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (h, w) = (8usize, 8usize);
+    let mut images = Vec::new();
+    images.extend_from_slice(&0x0000_0803u32.to_be_bytes());
+    for v in [labels.len() as u32, h as u32, w as u32] {
+        images.extend_from_slice(&v.to_be_bytes());
+    }
+    for &y in labels {
+        for r in 0..h {
+            for _ in 0..w {
+                let base = if r == (y as usize % h) { 150.0 } else { 40.0 };
+                images.push((base + rng.random::<f32>() * 80.0) as u8);
+            }
+        }
+    }
+    let mut lab = Vec::new();
+    lab.extend_from_slice(&0x0000_0801u32.to_be_bytes());
+    lab.extend_from_slice(&(labels.len() as u32).to_be_bytes());
+    lab.extend_from_slice(labels);
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+}
+
+fn labels(n: usize, k: u8) -> Vec<u8> {
+    (0..n).map(|i| (i % k as usize) as u8).collect()
+}
+
+fn run_job(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    fit()
+        .args([
+            "--dataset",
+            "fashion-mnist",
+            "--arch",
+            "pixels",
+            "--k",
+            "12",
+            "--quiet",
+        ])
+        .arg("--dataset-path")
+        .arg(data)
+        .arg("--out-path")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn one_line_error(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    lines[0].to_string()
+}
+
+#[test]
+fn a_run_writes_everything_and_a_rerun_reuses_cache_and_checkpoint() {
+    let dir = scratch("ok");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx(&data, "train", &labels(600, 4), 1);
+    write_idx(&data, "t10k", &labels(200, 4), 2);
+    let out = dir.join("out");
+
+    let first = run_job(&data, &out, &[]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("dense") && stdout.contains("sparse") && stdout.contains("top-5 acc"),
+        "{stdout}"
+    );
+    for f in [
+        "path.json",
+        "metrics.json",
+        "selected.safetensors",
+        "dense.safetensors",
+        "accuracy_vs_features.png",
+        "table.txt",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["splits"]["train"]["n"], 540);
+    assert_eq!(metrics["splits"]["val"]["n"], 60);
+    assert_eq!(metrics["splits"]["test"]["n"], 200);
+    assert_eq!(metrics["feature_dim"], 64);
+    let sparse_acc = metrics["sparse"]["scores"]["all"].as_f64().unwrap();
+    assert!(
+        sparse_acc > 0.9,
+        "the planted row makes the task easy: {sparse_acc}"
+    );
+    let path_first = std::fs::read(out.join("path.json")).unwrap();
+
+    // Rerun without --quiet to see what it reuses.
+    let second = fit()
+        .args([
+            "--dataset",
+            "fashion-mnist",
+            "--arch",
+            "pixels",
+            "--k",
+            "12",
+            "--dataset-path",
+        ])
+        .arg(&data)
+        .arg("--out-path")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.contains("all 5 shards reused"), "{stderr}");
+    assert!(stderr.contains("resuming after lambda #12"), "{stderr}");
+    let path_second: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("path.json")).unwrap()).unwrap();
+    let path_first: serde_json::Value = serde_json::from_slice(&path_first).unwrap();
+    assert_eq!(path_first["records"], path_second["records"]);
+
+    // Another seed changes the data split: the stale cache is rebuilt, the path starts over.
+    let third = fit()
+        .args([
+            "--dataset",
+            "fashion-mnist",
+            "--arch",
+            "pixels",
+            "--k",
+            "12",
+            "--random-seed",
+            "3",
+            "--dataset-path",
+        ])
+        .arg(&data)
+        .arg("--out-path")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(third.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stale feature cache (dataset changed)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("starting the path over"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_data_is_one_line_and_leaves_no_complete_looking_output() {
+    let dir = scratch("bad");
+    let out = dir.join("out");
+
+    let missing = run_job(&dir.join("nope"), &out, &[]);
+    assert!(one_line_error(&missing).contains("nope"));
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let line = one_line_error(&run_job(&empty, &out, &[]));
+    assert!(line.contains("train"), "{line}");
+
+    // A label of 12 in a 10-class dataset.
+    let bad_labels = dir.join("bad-labels");
+    std::fs::create_dir_all(&bad_labels).unwrap();
+    let mut l = labels(100, 4);
+    l[17] = 12;
+    write_idx(&bad_labels, "train", &l, 1);
+    let line = one_line_error(&run_job(&bad_labels, &out, &[]));
+    assert!(line.contains("12"), "{line}");
+
+    // One class only.
+    let one_class = dir.join("one-class");
+    std::fs::create_dir_all(&one_class).unwrap();
+    write_idx(&one_class, "train", &[3; 100], 1);
+    let line = one_line_error(&run_job(&one_class, &out, &[]));
+    assert!(line.to_lowercase().contains("class"), "{line}");
+
+    // A Jigsaw CSV without the label column, and a text dataset with an image backbone.
+    let csv = dir.join("train.csv");
+    std::fs::write(&csv, "id,comment_text,obscene\n1,hello,0\n2,you,1\n").unwrap();
+    let jig = fit()
+        .args([
+            "--dataset",
+            "jigsaw",
+            "--arch",
+            "minilm",
+            "--quiet",
+            "--dataset-path",
+        ])
+        .arg(&csv)
+        .arg("--out-path")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(one_line_error(&jig).contains("toxic"));
+    let mismatch = fit()
+        .args(["--dataset", "jigsaw", "--arch", "resnet50", "--dataset-path"])
+        .arg(&csv)
+        .arg("--out-path")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(one_line_error(&mismatch).contains("cannot read"));
+
+    for f in ["metrics.json", "path.json", "selected.safetensors"] {
+        assert!(!out.join(f).exists(), "{f} left behind by a failed run");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,14 @@
+//! Reading sparse decision layers (design §3–4). So far: the path plots (accuracy against
+//! features per class, Figure 4a). Prototypes, LIME on deep features, word clouds and the HTML
+//! report belong here too (issue 7).
+
+pub mod plots;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InterpretError {
+    #[error("plot {path}: {reason}")]
+    Plot {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}

@@ -1,0 +1,93 @@
+//! The paper's jobs on the data this world has: `repro-sst` (sentiment, Figure 4-style table)
+//! and `repro-vision` (EfficientNet-Lite0 features of Fashion-MNIST). Both run the `fit` binary,
+//! so what they do is exactly what a user's `fit` command does.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::{build_fit, root, run};
+
+#[derive(Args)]
+pub struct ReproSstArgs {
+    /// A real SST folder (the Stanford release) to run the paper's own setting on; default: the
+    /// Rotten Tomatoes snippets SST was built from (fetched), with a seeded 80/10/10 split.
+    #[arg(long)]
+    sst_path: Option<PathBuf>,
+    /// The model: a folder or hub id. Default: sentence-transformers/all-MiniLM-L6-v2 (mean-pooled,
+    /// normalized sentence embeddings); with --sst-path e.g. barissayil/bert-sentiment-analysis-sst.
+    #[arg(long)]
+    model_path: Option<String>,
+    /// Feature mode (default: the checkpoint's own, mean-l2 for MiniLM; the paper used cls for SST).
+    #[arg(long)]
+    feature_mode: Option<String>,
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    #[arg(long, default_value = "runs/repro-sst")]
+    out: PathBuf,
+    /// Extra arguments passed to `fit` as they are (e.g. `-- --k 50`).
+    #[arg(last = true)]
+    extra: Vec<String>,
+}
+
+pub fn repro_sst(args: ReproSstArgs) -> Result<()> {
+    if args.sst_path.is_none() {
+        crate::fetch::fetch_all()?;
+    }
+    let fit = build_fit(&args.backend)?;
+    let mut cmd = Command::new(fit);
+    cmd.current_dir(root())
+        .arg("--arch")
+        .arg("bert")
+        .arg("--out-path")
+        .arg(&args.out);
+    match &args.sst_path {
+        Some(p) => cmd.args(["--dataset", "sst", "--dataset-path"]).arg(p),
+        None => cmd.args(["--dataset", "rotten-tomatoes"]),
+    };
+    if let Some(m) = &args.model_path {
+        cmd.arg("--model-path").arg(m);
+    }
+    if let Some(m) = &args.feature_mode {
+        cmd.arg("--feature-mode").arg(m);
+    }
+    cmd.args(["--backend", &args.backend]).args(&args.extra);
+    eprintln!("repro-sst: {cmd:?}");
+    run(&mut cmd)
+}
+
+#[derive(Args)]
+pub struct ReproVisionArgs {
+    /// Examples per split (a seeded subset of Fashion-MNIST's 54,000 / 6,000 / 10,000).
+    #[arg(long, default_value_t = 2000)]
+    max_examples: usize,
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    #[arg(long, default_value = "runs/repro-vision")]
+    out: PathBuf,
+    #[arg(last = true)]
+    extra: Vec<String>,
+}
+
+pub fn repro_vision(args: ReproVisionArgs) -> Result<()> {
+    crate::fetch::fetch_all()?;
+    let fit = build_fit(&args.backend)?;
+    let mut cmd = Command::new(fit);
+    cmd.current_dir(root())
+        .args([
+            "--dataset",
+            "fashion-mnist",
+            "--arch",
+            "efficientnet-lite0",
+            "--out-path",
+        ])
+        .arg(&args.out)
+        .arg("--max-examples")
+        .arg(args.max_examples.to_string())
+        .args(["--backend", &args.backend])
+        .args(&args.extra);
+    eprintln!("repro-vision: {cmd:?}");
+    run(&mut cmd)
+}
