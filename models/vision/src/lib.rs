@@ -33,6 +33,7 @@ pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use model_hub::ModelRef;
 
@@ -195,6 +196,16 @@ impl VisionModel {
 
     pub fn arch(&self) -> VisionArch {
         self.arch
+    }
+
+    /// The same model with its weights on `device` (e.g. an autodiff device for gradients with
+    /// respect to the input).
+    pub fn to_device(mut self, device: &Device) -> Self {
+        self.net = match self.net {
+            Backbone::ResNet(n) => Backbone::ResNet(n.to_device(device)),
+            Backbone::EfficientNetLite(n) => Backbone::EfficientNetLite(n.to_device(device)),
+        };
+        self
     }
 
     pub fn backbone(&self) -> &Backbone {

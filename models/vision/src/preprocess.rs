@@ -364,8 +364,8 @@ pub fn center_crop(img: &Rgb8, crop_w: usize, crop_h: usize) -> Rgb8 {
     if crop_w > w || crop_h > h {
         let (pl, pt) = (crop_w.saturating_sub(w) / 2, crop_h.saturating_sub(h) / 2);
         let (pr, pb) = (
-            (crop_w.saturating_sub(w) + 1) / 2,
-            (crop_h.saturating_sub(h) + 1) / 2,
+            crop_w.saturating_sub(w).div_ceil(2),
+            crop_h.saturating_sub(h).div_ceil(2),
         );
         let (nw, nh) = (w + pl + pr, h + pt + pb);
         let mut data = vec![0u8; nw * nh * 3];

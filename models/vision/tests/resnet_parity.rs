@@ -191,7 +191,9 @@ fn resnet18_robustness_and_transformers_layouts() {
 /// `VisionModel::random` builds the same network as the synthetic file.
 #[test]
 fn random_equals_synthetic_file() {
-    let model = VisionModel::random(VisionArch::ResNet18, SEED, &device()).unwrap();
+    let model = VisionModel::random(VisionArch::ResNet18, SEED, &device())
+        .unwrap()
+        .to_device(&device());
     for d in check(&model, "resnet18_synthetic.safetensors") {
         assert!(d <= tolerance());
     }

