@@ -61,7 +61,7 @@ pub fn repro_sst(args: ReproSstArgs) -> Result<()> {
 #[derive(Args)]
 pub struct ReproVisionArgs {
     /// Examples per split (a seeded subset of Fashion-MNIST's 54,000 / 6,000 / 10,000).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1000)]
     max_examples: usize,
     #[arg(long, default_value = "flex")]
     backend: String,
