@@ -55,6 +55,7 @@ fn device(name: &str) -> Option<Device> {
         #[cfg(feature = "flex")]
         "flex" => Some(Device::flex()),
         #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // burn-ndarray is deprecated upstream; still benchmarked
         "ndarray" => Some(Device::ndarray()),
         #[cfg(feature = "wgpu")]
         "wgpu" => Some(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),

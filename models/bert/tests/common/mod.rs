@@ -18,6 +18,7 @@ pub fn backend() -> (Device, f32, String) {
         #[cfg(feature = "flex")]
         "flex" => Device::flex(),
         #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
         "ndarray" => Device::ndarray(),
         #[cfg(feature = "wgpu")]
         "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
