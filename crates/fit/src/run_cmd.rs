@@ -522,7 +522,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let plot = out.join("accuracy_vs_features.png");
     interpret::plots::accuracy_vs_features(
         &plot,
-        &format!("{kind} · {} ({})", desc.backbone, desc.feature_mode),
+        &format!("{kind} · {} ({})", short_name(&desc.backbone), desc.feature_mode),
         &points,
         Some(selection.selected_index),
         Some(dense_eval.scores.all),
@@ -616,4 +616,19 @@ fn format_table(m: &Metrics, classes: &[String], top_k: usize) -> String {
         m.seconds_dense
     );
     t
+}
+
+/// The backbone's description with paths cut to their file names, for plot titles.
+fn short_name(backbone: &str) -> String {
+    backbone
+        .split_whitespace()
+        .map(|t| {
+            Path::new(t)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .filter(|_| t.contains('/') && Path::new(t).exists())
+                .unwrap_or(t)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
