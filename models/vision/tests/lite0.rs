@@ -40,17 +40,22 @@ fn lite0_matches_pytorch_on_hashed_inputs() {
         TensorData::new(x, [shape[0], shape[1], shape[2], shape[3]]),
         &device(),
     );
-    let (features, logits) = model.features_and_logits(x, FeatureMode::PostRelu);
+    let (features, logits) = model.features_and_logits(x.clone(), FeatureMode::PostRelu);
+    let pre = model.features(x, FeatureMode::PreRelu);
     let df = rel_diff(&to_vec(features), &refs["features"].1);
+    let dp = rel_diff(&to_vec(pre), &refs["features_pre"].1);
     let dl = rel_diff(&to_vec(logits), &refs["logits"].1);
     eprintln!(
-        "lite0 on {}: max relative difference to PyTorch: features {df:.2e}, logits {dl:.2e}",
+        "lite0 on {}: max relative difference to PyTorch: features {df:.2e}, pre-ReLU6 features {dp:.2e}, \
+         logits {dl:.2e}",
         backend_name()
     );
-    assert!(
-        df <= tolerance() && dl <= tolerance(),
-        "features {df:.2e}, logits {dl:.2e}"
-    );
+    for d in [df, dp, dl] {
+        assert!(
+            d <= tolerance(),
+            "features {df:.2e}, pre {dp:.2e}, logits {dl:.2e}"
+        );
+    }
 }
 
 #[test]
