@@ -25,11 +25,17 @@ fn compare(a: &[f32], b: &[f32]) -> (f32, f64) {
 fn photos_match_torchvision() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("preprocess.json")).unwrap()).unwrap();
-    let pre = Preprocess::imagenet();
     let skimage = data_file("pkg/scikit-image-0.26.0/skimage/data");
     let mut seen_modes = Vec::new();
     for entry in meta["images"].as_array().unwrap() {
         let source = entry["source"].as_str().unwrap();
+        // timm's evaluation transform (resnet50.a1_in1k: Resize(235, bicubic)) where given
+        let mut pre = Preprocess::imagenet();
+        if let Some(resize) = entry["resize"].as_u64() {
+            pre.resize = resize as usize;
+            assert_eq!(entry["interpolation"], "bicubic");
+            pre.interpolation = vision::Interpolation::Bicubic;
+        }
         let crop = reference(entry["crop"].as_str().unwrap());
         let expected = pre.normalize(&crop);
         let got = if source == "gray28" {
@@ -41,8 +47,10 @@ fn photos_match_torchvision() {
         assert_eq!(got.len(), 3 * 224 * 224);
         let (max, differ) = compare(&got, &expected);
         eprintln!(
-            "{source} ({}): max |difference| {max:.2e} after Normalize, {:.3}% of values differ",
+            "{source} ({}, resize {} {:?}): max |difference| {max:.2e} after Normalize, {:.3}% of values differ",
             entry["mode"].as_str().unwrap(),
+            pre.resize,
+            pre.interpolation,
             differ * 100.0
         );
         assert!(max <= 1e-2, "{source}: {max}");
