@@ -147,16 +147,7 @@ pub fn run(args: PathArgs) -> Result<()> {
             &standardizer.clamped[..standardizer.clamped.len().min(20)]
         );
     }
-    for s in [
-        Some(&mut problem.train),
-        problem.val.as_mut(),
-        problem.test.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        standardizer.apply(s);
-    }
+    standardizer.apply_to_problem(&mut problem);
 
     let device = args.backend.device()?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;

@@ -419,16 +419,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             standardizer.clamped.len()
         );
     }
-    for s in [
-        Some(&mut problem.train),
-        problem.val.as_mut(),
-        problem.test.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        standardizer.apply(s);
-    }
+    standardizer.apply_to_problem(&mut problem);
     let config = PathConfig {
         family,
         alpha: args.alpha,

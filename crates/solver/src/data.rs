@@ -257,6 +257,20 @@ impl Standardizer {
             }
         }
     }
+
+    /// Standardize every split of a problem (train, val, test) in place.
+    pub fn apply_to_problem(&self, problem: &mut Problem) {
+        for s in [
+            Some(&mut problem.train),
+            problem.val.as_mut(),
+            problem.test.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.apply(s);
+        }
+    }
 }
 
 /// The splits of one problem. Validation happens once, here.
