@@ -300,3 +300,27 @@ mod error_tests {
         assert_eq!(e.to_string(), "forward pass: backbone out of memory");
     }
 }
+
+/// The default word list of the bias probe (`words/identity.txt`: the identity columns of the
+/// Jigsaw Unintended Bias data as single words, plus the paper's "christianity").
+pub const IDENTITY_WORDS: &str = include_str!("../words/identity.txt");
+
+/// Words of a list file's text: one per line, blank lines and `#` comments skipped.
+pub fn parse_word_list(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod word_list_tests {
+    #[test]
+    fn identity_list_parses() {
+        let words = super::parse_word_list(super::IDENTITY_WORDS);
+        assert_eq!(words.first().map(String::as_str), Some("christianity"));
+        assert!(words.len() >= 20 && words.iter().all(|w| !w.contains('#') && !w.is_empty()));
+        assert_eq!(super::parse_word_list("a\n\n # c\nb # d\n"), ["a", "b"]);
+    }
+}

@@ -221,6 +221,30 @@ impl FeatureCache {
         Ok((cache, state))
     }
 
+    /// Open the cache already in `dir` to read it (never clears anything); the caller checks
+    /// that its manifest describes the features it expects.
+    pub fn open_existing(dir: &Path) -> Result<Self> {
+        let manifest_path = dir.join("manifest.json");
+        let bytes = std::fs::read(&manifest_path).map_err(io_err(&manifest_path))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| FeatureError::Corrupt {
+            path: manifest_path.clone(),
+            reason: e.to_string(),
+        })?;
+        if manifest.format != FORMAT_VERSION {
+            return Err(FeatureError::Corrupt {
+                path: manifest_path,
+                reason: format!(
+                    "cache format {} (this build reads {FORMAT_VERSION})",
+                    manifest.format
+                ),
+            });
+        }
+        Ok(FeatureCache {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -481,6 +505,27 @@ mod tests {
         assert_eq!(split.x, (0..10).flat_map(|i| row(i, 3)).collect::<Vec<_>>());
         assert_eq!(split.targets, labels);
         assert_eq!(cache.extract("train", &labels, false, compute).unwrap(), 0);
+    }
+
+    #[test]
+    fn open_existing_reads_without_clearing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            FeatureCache::open_existing(dir.path()),
+            Err(FeatureError::Io { .. })
+        ));
+        let labels = Targets::Classes(vec![1; 10]);
+        let (cache, _) = FeatureCache::open(dir.path(), manifest(10, 3)).unwrap();
+        cache.extract("train", &labels, false, compute).unwrap();
+        let read = FeatureCache::open_existing(dir.path()).unwrap();
+        assert_eq!(read.manifest(), &manifest(10, 3));
+        assert_eq!(read.load("train").unwrap().x, cache.load("train").unwrap().x);
+        std::fs::write(dir.path().join("manifest.json"), b"{").unwrap();
+        assert!(matches!(
+            FeatureCache::open_existing(dir.path()),
+            Err(FeatureError::Corrupt { .. })
+        ));
+        assert!(cache.is_complete("train"), "nothing was deleted");
     }
 
     #[test]

@@ -263,3 +263,103 @@ impl Backbone {
         }
     }
 }
+
+/// The inputs LIME perturbs, as the network sees them.
+impl Backbone {
+    /// Feature rows of arbitrary sentences (LIME's perturbed texts).
+    pub fn text_features(&self, texts: &[String]) -> Result<Vec<f32>> {
+        match self {
+            Backbone::Text { encoder, mode, batch } => {
+                let slice: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Ok(encoder.features(&slice, *mode, *batch)?.data)
+            }
+            _ => bail!("this backbone reads images, not text"),
+        }
+    }
+
+    /// Example `i` as the network sees it, in 8 bits: resized and center-cropped for a CNN,
+    /// the raw pixels for `pixels`.
+    pub fn view(&self, examples: &Examples, i: usize) -> Result<image::RgbImage> {
+        let raw = match examples {
+            Examples::Images(paths) => vision::preprocess::decode_rgb(&paths[i])?,
+            Examples::Pixels {
+                height,
+                width,
+                channels,
+                ..
+            } => {
+                let px = examples.pixels(i).context("example index out of range")?;
+                let data = match channels {
+                    1 => px.iter().flat_map(|&p| [p, p, p]).collect(),
+                    3 => px.to_vec(),
+                    c => bail!("images with {c} channels are not supported"),
+                };
+                vision::preprocess::Rgb8 {
+                    width: *width,
+                    height: *height,
+                    data,
+                }
+            }
+            Examples::Text(_) => bail!("text examples have no image view"),
+        };
+        let seen = match self {
+            Backbone::Vision { pre, .. } => pre.resize_crop(&raw),
+            Backbone::Pixels { .. } => raw,
+            Backbone::Text { .. } => bail!("a text backbone has no image view"),
+        };
+        image::RgbImage::from_raw(seen.width as u32, seen.height as u32, seen.data)
+            .context("image view has the wrong number of bytes")
+    }
+
+    /// Feature rows of views made by [`Backbone::view`] (possibly perturbed), batched.
+    pub fn view_features(&self, views: &[image::RgbImage]) -> Result<Vec<f32>> {
+        match self {
+            Backbone::Vision {
+                model,
+                mode,
+                pre,
+                batch,
+                device,
+            } => {
+                let mut out = Vec::with_capacity(views.len() * model.feature_dim());
+                for chunk in views.chunks(*batch) {
+                    let images: Vec<Vec<f32>> = chunk
+                        .iter()
+                        .map(|v| {
+                            pre.normalize(&vision::preprocess::Rgb8 {
+                                width: v.width() as usize,
+                                height: v.height() as usize,
+                                data: v.as_raw().clone(),
+                            })
+                        })
+                        .collect();
+                    let x = pre.batch(&images, device)?;
+                    out.extend(
+                        model
+                            .features(x, *mode)
+                            .try_into_vec_as::<f32>()
+                            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?,
+                    );
+                }
+                Ok(out)
+            }
+            Backbone::Pixels { dim } => {
+                let mut out = Vec::with_capacity(views.len() * dim);
+                for v in views {
+                    let channels = dim / (v.width() * v.height()).max(1) as usize;
+                    match channels {
+                        1 => out.extend(v.pixels().map(|p| p.0[0] as f32 / 255.0)),
+                        3 => out.extend(v.as_raw().iter().map(|&b| b as f32 / 255.0)),
+                        _ => bail!(
+                            "a {}x{} view does not fit {dim} pixel features",
+                            v.width(),
+                            v.height()
+                        ),
+                    }
+                }
+                Ok(out)
+            }
+            Backbone::Text { .. } => bail!("a text backbone does not read images"),
+        }
+    }
+}

@@ -6,8 +6,12 @@
 //! user already has (`.npy` pairs or safetensors with `features`/`labels`).
 
 mod backbones;
+mod debug_cmd;
 mod floor_cmd;
+mod interpret_cmd;
 mod path_cmd;
+mod recipe;
+mod report_cmd;
 mod run_cmd;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +43,13 @@ enum Command {
     Path(path_cmd::PathArgs),
     /// Measure this machine's per-epoch floor on a feature file: the two n×d×K GEMMs of an epoch.
     Floor(floor_cmd::FloorArgs),
+    /// Read the features of a finished run's layers: prototypes, LIME word clouds or superpixel
+    /// overlays, coefficient paths; writes interpret.json and report.html into the run folder.
+    Interpret(interpret_cmd::InterpretArgs),
+    /// Debug the network through a run's sparse layer (after `fit interpret`): bias probe,
+    /// counterfactual word swaps, errors fixed by zeroing one feature; writes debug.json and
+    /// adds a section to report.html.
+    Debug(debug_cmd::DebugArgs),
 }
 
 fn main() {
@@ -47,6 +58,8 @@ fn main() {
         match cli.command {
             Some(Command::Path(args)) => path_cmd::run(args),
             Some(Command::Floor(args)) => floor_cmd::run(args),
+            Some(Command::Interpret(args)) => interpret_cmd::run(args),
+            Some(Command::Debug(args)) => debug_cmd::run(args),
             None if cli.run.dataset.is_none() && std::env::args_os().len() == 1 => {
                 let job = run_cmd::default_job();
                 eprintln!(

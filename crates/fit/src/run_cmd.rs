@@ -20,6 +20,7 @@ use solver::{
 };
 
 use crate::backbones::{Arch, Backbone};
+use crate::recipe::{self, RunRecipe};
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -221,16 +222,6 @@ fn defaults(mut args: RunArgs) -> Result<(RunArgs, DatasetKind, Arch, PathBuf, P
     Ok((args, kind, arch, dataset_path, out))
 }
 
-/// A seeded subset of at most `max` examples, kept in file order.
-fn subset(set: LabeledSet, max: usize, seed: u64) -> LabeledSet {
-    if set.len() <= max {
-        return set;
-    }
-    let mut idx = datasets::split::permutation(set.len(), seed)[..max].to_vec();
-    idx.sort_unstable();
-    set.select(&idx)
-}
-
 fn targets(labels: &Labels) -> Targets {
     match labels {
         Labels::Class(c) => Targets::Classes(c.iter().map(|&v| v as i64).collect()),
@@ -288,26 +279,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     let device = args.backend.device()?;
 
     // 1. Data.
-    let options = LoadOptions {
-        seed: args.random_seed,
-        val_frac: args.val_frac,
-        balance: args.balance,
-        label_columns: args
-            .label_columns
-            .clone()
-            .unwrap_or_else(|| LoadOptions::default().label_columns),
-        ..LoadOptions::default()
-    };
-    let mut data: DatasetSplits = datasets::load(kind, &dataset_path, &options)?;
-    if let Some(max) = args.max_examples {
-        data.train = subset(data.train, max, args.random_seed);
-        data.val = data.val.map(|s| subset(s, max, args.random_seed + 1));
-        data.test = data.test.map(|s| subset(s, max, args.random_seed + 2));
-        data.notes.push(format!(
-            "at most {max} examples per split (seeded subset, seed {})",
-            args.random_seed
-        ));
-    }
+    let label_columns = args
+        .label_columns
+        .clone()
+        .unwrap_or_else(|| LoadOptions::default().label_columns);
+    let options = recipe::load_options(args.random_seed, args.val_frac, args.balance, &label_columns);
+    let data: DatasetSplits =
+        recipe::load_data(kind, &dataset_path, &options, args.max_examples, args.random_seed)?;
     let Some(val) = &data.val else {
         bail!("the dataset has no validation split to select the layer on: use --val-frac > 0");
     };
@@ -372,6 +350,25 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let cache_dir = args.cache.clone().unwrap_or_else(|| out.join("features"));
     let (cache, state) = FeatureCache::open(&cache_dir, manifest)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    RunRecipe {
+        format: recipe::RECIPE_VERSION,
+        dataset: kind.name().to_string(),
+        dataset_path: std::fs::canonicalize(&dataset_path).unwrap_or_else(|_| dataset_path.clone()),
+        arch: arch.to_string(),
+        model_path: recipe::absolute_model(args.model_path.as_deref()),
+        feature_mode: desc.feature_mode.clone(),
+        balance: args.balance,
+        label_columns,
+        max_examples: args.max_examples,
+        val_frac: args.val_frac,
+        random_seed: args.random_seed,
+        extract_batch_size: args.extract_batch_size,
+        cache: std::fs::canonicalize(&cache_dir).unwrap_or_else(|_| cache_dir.clone()),
+        class_names: data.train.class_names.clone(),
+        top_k: args.top_k,
+    }
+    .save(&out)?;
     if verbose {
         eprintln!(
             "backbone {} ({} features, mode {}); {state} at {}",
@@ -556,9 +553,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     print!("{table}");
     solver::io::write_atomic(&out.join("table.txt"), table.as_bytes())?;
     println!(
-        "wrote {} (path.json, metrics.json, selected/dense layers, {})",
+        "wrote {} (path.json, metrics.json, selected/dense layers, {}); `fit interpret --run {}` reads the features and writes report.html",
         out.display(),
-        plot.display()
+        plot.display(),
+        out.display()
     );
     Ok(())
 }
@@ -610,7 +608,7 @@ fn format_table(m: &Metrics, classes: &[String], top_k: usize) -> String {
 }
 
 /// The backbone's description with paths cut to their file names, for plot titles.
-fn short_name(backbone: &str) -> String {
+pub(crate) fn short_name(backbone: &str) -> String {
     backbone
         .split_whitespace()
         .map(|t| {

@@ -1,0 +1,525 @@
+//! `fit interpret --run DIR`: read the deep features a finished run's decision layers use.
+//! For every class, the features the sparse layer uses (largest |weight| first) and the dense
+//! layer's top features; for each such feature its top- and bottom-activating test examples,
+//! LIME on those examples (word clouds for text, superpixel overlays for images), and the
+//! coefficient path of each class's features. Writes `interpret.json`, the pictures under
+//! `report/`, and `report.html`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use datasets::Examples;
+use features::FeatureCache;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use interpret::lime::{LimeConfig, LimeError};
+use interpret::reading::{self, FeatureReading, LimeStats, ReadConfig};
+use serde::{Deserialize, Serialize};
+use solver::{BackendKind, Layer};
+
+use crate::recipe::RunRecipe;
+
+#[derive(Args, Debug, Clone)]
+pub struct InterpretArgs {
+    /// A finished `fit` output folder (it holds run.json, metrics.json and the layers).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Sparse-layer features shown per class, largest |weight| first (the rest are listed in
+    /// interpret.json).
+    #[arg(long, default_value_t = 10)]
+    pub max_features: usize,
+    /// Dense-layer features shown per class (its top ones by |weight|).
+    #[arg(long, default_value_t = 5)]
+    pub dense_top: usize,
+    /// Top- and bottom-activating test examples kept per feature.
+    #[arg(long, default_value_t = 8)]
+    pub prototypes: usize,
+    /// Examples explained by LIME per feature and side (default 3 for text, 2 for images).
+    #[arg(long)]
+    pub lime_inputs: Option<usize>,
+    /// Perturbed inputs per LIME explanation, each one forward pass (default 128 for text, 96
+    /// for images; lime itself defaults to 5,000).
+    #[arg(long)]
+    pub lime_samples: Option<usize>,
+    /// LIME kernel width on cosine distances (lime's default).
+    #[arg(long, default_value_t = 0.25)]
+    pub kernel_width: f64,
+    /// Superpixels per image (SLIC).
+    #[arg(long, default_value_t = interpret::superpixels::DEFAULT_N_SEGMENTS)]
+    pub segments: usize,
+    /// Words per word cloud.
+    #[arg(long, default_value_t = 30)]
+    pub cloud_words: usize,
+    /// Seed of LIME's perturbations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Compute backend for the backbone's forward passes.
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendKind,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A feature a class section shows, with the layer's weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightedFeature {
+    pub feature: usize,
+    pub weight: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassFeatures {
+    pub name: String,
+    /// Every feature the sparse layer uses for this class, largest |weight| first.
+    pub sparse: Vec<WeightedFeature>,
+    /// How many of `sparse` the report shows.
+    pub sparse_shown: usize,
+    pub sparse_bias: f32,
+    /// The dense layer's top features by |weight|.
+    pub dense: Vec<WeightedFeature>,
+    /// Coefficient-path plot of the shown sparse features, relative to the run folder.
+    pub coefficient_plot: Option<String>,
+}
+
+/// An example shown in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExampleInfo {
+    /// The sentence, for text runs.
+    pub text: Option<String>,
+    pub label: String,
+}
+
+/// The pictures of one feature, relative to the run folder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeaturePictures {
+    pub word_cloud: Option<String>,
+    pub prototypes: Option<String>,
+    pub lime: Option<String>,
+}
+
+/// `interpret.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterpretOutput {
+    /// Split the prototypes come from.
+    pub split: String,
+    pub n_examples: usize,
+    pub is_text: bool,
+    pub classes: Vec<ClassFeatures>,
+    pub readings: Vec<FeatureReading>,
+    pub examples: BTreeMap<usize, ExampleInfo>,
+    pub pictures: BTreeMap<usize, FeaturePictures>,
+    pub lime: LimeStats,
+    pub lime_samples: usize,
+    pub lime_inputs: usize,
+    pub kernel_width: f64,
+    pub segments: usize,
+    pub seed: u64,
+}
+
+pub fn output_path(run: &Path) -> PathBuf {
+    run.join("interpret.json")
+}
+
+impl InterpretOutput {
+    pub fn load(run: &Path) -> Result<Self> {
+        let path = output_path(run);
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not interpret output", path.display()))
+    }
+
+    pub fn reading(&self, feature: usize) -> Option<&FeatureReading> {
+        self.readings.iter().find(|r| r.feature == feature)
+    }
+}
+
+/// A class's nonzero weights, largest |weight| first (ties: lower feature index).
+pub fn class_features(layer: &Layer, class: usize) -> Vec<WeightedFeature> {
+    let row = &layer.weight[class * layer.d..(class + 1) * layer.d];
+    let mut v: Vec<WeightedFeature> = row
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w != 0.0)
+        .map(|(feature, &weight)| WeightedFeature { feature, weight })
+        .collect();
+    v.sort_by(|a, b| {
+        b.weight
+            .abs()
+            .total_cmp(&a.weight.abs())
+            .then(a.feature.cmp(&b.feature))
+    });
+    v
+}
+
+/// Everything the later stages need from a finished run.
+pub struct LoadedRun {
+    pub recipe: RunRecipe,
+    pub data: datasets::DatasetSplits,
+    pub cache: FeatureCache,
+    pub sparse: Layer,
+    pub dense: Layer,
+    /// `test`, or `val` when the dataset has no test split.
+    pub split: &'static str,
+}
+
+impl LoadedRun {
+    pub fn open(run: &Path) -> Result<Self> {
+        let recipe = RunRecipe::load(run)?;
+        if !run.join("metrics.json").is_file() {
+            bail!(
+                "{} has no metrics.json: the run did not finish; rerun its `fit` command to complete it",
+                run.display()
+            );
+        }
+        let data = recipe.load_data()?;
+        let cache = FeatureCache::open_existing(&recipe.cache)?;
+        let fingerprint = datasets::fingerprint(&data)?;
+        if fingerprint != cache.manifest().dataset_fingerprint {
+            bail!(
+                "the dataset at {} changed since the run (its fingerprint differs from the feature cache's): rerun `fit`",
+                recipe.dataset_path.display()
+            );
+        }
+        let sparse = Layer::load(&run.join("selected.safetensors"))?;
+        let dense = Layer::load(&run.join("dense.safetensors"))?;
+        let split = if data.test.is_some() { "test" } else { "val" };
+        Ok(LoadedRun {
+            recipe,
+            data,
+            cache,
+            sparse,
+            dense,
+            split,
+        })
+    }
+
+    pub fn split_set(&self) -> &datasets::LabeledSet {
+        match self.split {
+            "test" => self.data.test.as_ref().expect("checked at open"),
+            _ => self.data.val.as_ref().expect("a finished run has a val split"),
+        }
+    }
+
+    /// The split's raw (cached, unstandardized) features `[n, d]`; unreadable examples are NaN.
+    pub fn activations(&self) -> Result<Vec<f32>> {
+        Ok(self.cache.load(self.split)?.x)
+    }
+
+    pub fn label_name(&self, i: usize) -> String {
+        let set = self.split_set();
+        match &set.labels {
+            datasets::Labels::Class(c) => set.class_names.get(c[i] as usize).cloned().unwrap_or_default(),
+            datasets::Labels::Multi(rows) => rows[i]
+                .iter()
+                .zip(&set.class_names)
+                .filter(|(v, _)| **v > 0.5)
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+        }
+    }
+}
+
+pub(crate) fn progress_bar(len: usize, what: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>16} [{elapsed_precise}] {wide_bar} {pos}/{len} (eta {eta})")
+            .expect("valid template"),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn forward_error(e: anyhow::Error) -> LimeError {
+    LimeError::Forward(format!("{e:#}"))
+}
+
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn run(args: InterpretArgs) -> Result<()> {
+    let verbose = !args.quiet;
+    let run_dir = args.run.clone();
+    let loaded = LoadedRun::open(&run_dir)?;
+    let device = args.backend.device()?;
+    let set = loaded.split_set();
+    let acts = loaded.activations()?;
+    let d = loaded.sparse.d;
+    if acts.len() != set.len() * d {
+        bail!(
+            "the cached {} features have {} values, expected {} × {d}",
+            loaded.split,
+            acts.len(),
+            set.len()
+        );
+    }
+    let is_text = matches!(set.examples, Examples::Text(_));
+    let names = &loaded.recipe.class_names;
+
+    // 1. The features each class section shows.
+    let mut classes: Vec<ClassFeatures> = (0..loaded.sparse.k)
+        .map(|c| {
+            let sparse = class_features(&loaded.sparse, c);
+            let mut dense = class_features(&loaded.dense, c);
+            dense.truncate(args.dense_top);
+            ClassFeatures {
+                name: names.get(c).cloned().unwrap_or_else(|| format!("class {c}")),
+                sparse_shown: sparse.len().min(args.max_features),
+                sparse,
+                sparse_bias: loaded.sparse.bias[c],
+                dense,
+                coefficient_plot: None,
+            }
+        })
+        .collect();
+    let shown: BTreeSet<usize> = classes
+        .iter()
+        .flat_map(|c| {
+            c.sparse[..c.sparse_shown]
+                .iter()
+                .chain(&c.dense)
+                .map(|f| f.feature)
+        })
+        .collect();
+    let shown: Vec<usize> = shown.into_iter().collect();
+
+    // 2. Prototypes and LIME through the run's backbone.
+    let lime_inputs = args.lime_inputs.unwrap_or(if is_text { 3 } else { 2 });
+    let samples = args.lime_samples.unwrap_or(if is_text { 128 } else { 96 });
+    let config = ReadConfig {
+        prototypes: args.prototypes,
+        lime_inputs,
+        lime: LimeConfig {
+            samples,
+            kernel_width: args.kernel_width,
+            seed: args.seed,
+            ..LimeConfig::default()
+        },
+        cloud_words: args.cloud_words,
+        segments: args.segments,
+        ..ReadConfig::default()
+    };
+    if verbose {
+        eprintln!(
+            "interpret {}: {} features to read ({} classes) on the {} split ({} examples); LIME {samples} samples × up to {lime_inputs} inputs per feature{}",
+            run_dir.display(),
+            shown.len(),
+            classes.len(),
+            loaded.split,
+            set.len(),
+            if is_text { " and side" } else { "" }
+        );
+    }
+    let backbone = loaded.recipe.load_backbone(&set.examples, &device)?;
+    let bar = progress_bar(0, "LIME", verbose);
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let pictures_dir = run_dir.join("report");
+    std::fs::create_dir_all(&pictures_dir)
+        .with_context(|| format!("cannot create {}", pictures_dir.display()))?;
+    let mut pictures: BTreeMap<usize, FeaturePictures> = BTreeMap::new();
+    let (readings, stats) = if is_text {
+        let Examples::Text(texts) = &set.examples else {
+            unreachable!()
+        };
+        let (readings, stats) = reading::read_text_features(
+            texts,
+            &acts,
+            d,
+            &shown,
+            &config,
+            |batch| backbone.text_features(batch).map_err(forward_error),
+            &mut progress,
+        )?;
+        bar.finish_and_clear();
+        for r in &readings {
+            let cloud = |words: &[reading::WordWeight]| -> Vec<interpret::wordcloud::CloudWord> {
+                words
+                    .iter()
+                    .map(|w| interpret::wordcloud::CloudWord {
+                        text: w.word.clone(),
+                        weight: w.weight.abs(),
+                    })
+                    .collect()
+            };
+            let image = interpret::wordcloud::word_cloud_pair(
+                &cloud(&r.positive_words),
+                &cloud(&r.negative_words),
+                "raise the feature",
+                "lower the feature",
+                960,
+                320,
+                args.seed ^ r.feature as u64,
+            );
+            let rel = format!("report/cloud_f{}.png", r.feature);
+            interpret::images::save_png(&image, &run_dir.join(&rel))?;
+            pictures.entry(r.feature).or_default().word_cloud = Some(rel);
+        }
+        (readings, stats)
+    } else {
+        let view = |i: usize| backbone.view(&set.examples, i).map_err(forward_error);
+        let reading::ImageReadings {
+            readings,
+            segments,
+            stats,
+        } = reading::read_image_features(
+            &acts,
+            d,
+            &shown,
+            &config,
+            view,
+            |batch| backbone.view_features(batch).map_err(forward_error),
+            &mut progress,
+        )?;
+        bar.finish_and_clear();
+        for r in &readings {
+            let views = r
+                .top
+                .iter()
+                .map(|p| backbone.view(&set.examples, p.index))
+                .collect::<Result<Vec<_>>>()?;
+            let captions: Vec<String> = r
+                .top
+                .iter()
+                .map(|p| format!("{:.2} · {}", p.activation, loaded.label_name(p.index)))
+                .collect();
+            let grid = interpret::images::grid(&views, &captions, 112, 8);
+            let rel = format!("report/prototypes_f{}.png", r.feature);
+            interpret::images::save_png(&grid, &run_dir.join(&rel))?;
+            let entry = pictures.entry(r.feature).or_default();
+            entry.prototypes = Some(rel);
+            if !r.image_lime.is_empty() {
+                let mut overlays = Vec::new();
+                let mut captions = Vec::new();
+                for l in &r.image_lime {
+                    let image = backbone.view(&set.examples, l.index)?;
+                    overlays.push(image.clone());
+                    captions.push(format!("#{} {}", l.index, loaded.label_name(l.index)));
+                    overlays.push(interpret::images::lime_overlay(
+                        &image,
+                        &segments[&l.index],
+                        &l.segment_weights,
+                        5,
+                    ));
+                    captions.push(format!("LIME, R² {:.2}", l.r2));
+                }
+                let grid = interpret::images::grid(&overlays, &captions, 160, overlays.len());
+                let rel = format!("report/lime_f{}.png", r.feature);
+                interpret::images::save_png(&grid, &run_dir.join(&rel))?;
+                entry.lime = Some(rel);
+            }
+        }
+        (readings, stats)
+    };
+    drop(backbone);
+    if verbose {
+        eprintln!(
+            "LIME: {} inputs, {} forward passes in {:.1}s ({:.2} inputs/s, {:.1} passes/s)",
+            stats.inputs,
+            stats.forward_passes,
+            stats.seconds,
+            stats.inputs_per_second(),
+            stats.passes_per_second()
+        );
+    }
+
+    // 3. Coefficient paths of each class's shown sparse features.
+    let path_json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run_dir.join("path.json")).context("cannot read the run's path.json")?,
+    )?;
+    let lambdas: Vec<f64> = path_json["lambdas"]
+        .as_array()
+        .context("path.json has no lambdas")?
+        .iter()
+        .filter_map(|v| v.as_f64())
+        .collect();
+    let selected_lambda = path_json["selection"]["selected_lambda"].as_f64().or_else(|| {
+        path_json["selection"]["selected_index"]
+            .as_u64()
+            .and_then(|i| lambdas.get(i as usize).copied())
+    });
+    let layers: Vec<Layer> = (0..lambdas.len())
+        .map(|i| solver::path::layer_file(&run_dir, i))
+        .take_while(|p| p.is_file())
+        .map(|p| Layer::load(&p))
+        .collect::<solver::Result<_>>()?;
+    if !layers.is_empty() {
+        for (c, class) in classes.iter_mut().enumerate() {
+            let series: Vec<(String, Vec<f64>)> = class.sparse[..class.sparse_shown]
+                .iter()
+                .map(|f| {
+                    (
+                        format!("feature {}", f.feature),
+                        layers
+                            .iter()
+                            .map(|l| l.weight[c * l.d + f.feature] as f64)
+                            .collect(),
+                    )
+                })
+                .collect();
+            if series.is_empty() {
+                continue;
+            }
+            let rel = format!("report/coefficients_{c}_{}.png", file_stem(&class.name));
+            interpret::plots::coefficient_paths(
+                &run_dir.join(&rel),
+                &format!("class {}: weights along the path", class.name),
+                &lambdas[..layers.len()],
+                &series,
+                selected_lambda,
+            )?;
+            class.coefficient_plot = Some(rel);
+        }
+    }
+
+    // 4. interpret.json and the report.
+    let mut examples = BTreeMap::new();
+    for r in &readings {
+        for p in r.top.iter().chain(&r.bottom) {
+            examples.entry(p.index).or_insert_with(|| ExampleInfo {
+                text: match &set.examples {
+                    Examples::Text(t) => Some(t[p.index].clone()),
+                    _ => None,
+                },
+                label: loaded.label_name(p.index),
+            });
+        }
+    }
+    let output = InterpretOutput {
+        split: loaded.split.to_string(),
+        n_examples: set.len(),
+        is_text,
+        classes,
+        readings,
+        examples,
+        pictures,
+        lime: stats,
+        lime_samples: samples,
+        lime_inputs,
+        kernel_width: args.kernel_width,
+        segments: args.segments,
+        seed: args.seed,
+    };
+    solver::io::write_atomic(&output_path(&run_dir), &serde_json::to_vec_pretty(&output)?)?;
+    let report = crate::report_cmd::write_report(&run_dir)?;
+    println!(
+        "wrote {} and {}",
+        output_path(&run_dir).display(),
+        report.display()
+    );
+    Ok(())
+}
