@@ -53,6 +53,13 @@ impl Arch {
     }
 }
 
+impl Backbone {
+    /// A convolutional image network (not raw pixels, not text).
+    pub fn is_cnn(&self) -> bool {
+        matches!(self, Backbone::Vision { .. })
+    }
+}
+
 /// What the cache manifest records about a backbone.
 pub struct Description {
     pub backbone: String,
@@ -360,6 +367,42 @@ impl Backbone {
                 Ok(out)
             }
             Backbone::Text { .. } => bail!("a text backbone does not read images"),
+        }
+    }
+}
+
+impl Backbone {
+    /// Gradient-ascent visualizations of `features` (image backbones only; design §4). Consumes
+    /// the backbone: its weights move to the autodiff wrapper of its device.
+    pub fn visualize(
+        self,
+        features: &[usize],
+        config: &interpret::featvis::FeatVisConfig,
+        batch: usize,
+    ) -> Result<Vec<interpret::featvis::Visualization>> {
+        match self {
+            Backbone::Vision {
+                model,
+                mode,
+                pre,
+                device,
+                ..
+            } => {
+                let model = model.to_device(&device.clone().autodiff());
+                let mut out = Vec::with_capacity(features.len());
+                for chunk in features.chunks(batch.max(1)) {
+                    out.extend(interpret::featvis::visualize(
+                        chunk,
+                        config,
+                        pre.mean,
+                        pre.std,
+                        &device,
+                        |x| model.features(x, mode),
+                    )?);
+                }
+                Ok(out)
+            }
+            _ => bail!("feature visualization needs an image backbone (resnet*, efficientnet-lite0)"),
         }
     }
 }

@@ -51,7 +51,17 @@ pub struct InterpretArgs {
     /// Words per word cloud.
     #[arg(long, default_value_t = 30)]
     pub cloud_words: usize,
-    /// Seed of LIME's perturbations.
+    /// Image runs: visualize this many of each class's top sparse features by gradient ascent
+    /// on the input (0: none).
+    #[arg(long, default_value_t = 1)]
+    pub feature_vis: usize,
+    /// Gradient steps per feature visualization.
+    #[arg(long, default_value_t = 64)]
+    pub feature_vis_steps: usize,
+    /// Side of the visualized images.
+    #[arg(long, default_value_t = 128)]
+    pub feature_vis_size: usize,
+    /// Seed of LIME's perturbations and of the visualizations' start and jitter.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Compute backend for the backbone's forward passes.
@@ -96,6 +106,17 @@ pub struct FeaturePictures {
     pub word_cloud: Option<String>,
     pub prototypes: Option<String>,
     pub lime: Option<String>,
+    /// Gradient-ascent visualization (image runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_vis: Option<String>,
+}
+
+/// A visualized feature's activation on its image and on a mid-gray one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisualizedFeature {
+    pub feature: usize,
+    pub activation: f32,
+    pub gray_activation: f32,
 }
 
 /// `interpret.json`.
@@ -110,6 +131,10 @@ pub struct InterpretOutput {
     pub examples: BTreeMap<usize, ExampleInfo>,
     pub pictures: BTreeMap<usize, FeaturePictures>,
     pub lime: LimeStats,
+    #[serde(default)]
+    pub visualized: Vec<VisualizedFeature>,
+    #[serde(default)]
+    pub feature_vis_seconds: f64,
     pub lime_samples: usize,
     pub lime_inputs: usize,
     pub kernel_width: f64,
@@ -425,7 +450,53 @@ pub fn run(args: InterpretArgs) -> Result<()> {
         }
         (readings, stats)
     };
-    drop(backbone);
+    // Feature visualization of each class's top sparse features (image backbones).
+    let mut visualized = Vec::new();
+    let started = std::time::Instant::now();
+    let vis_features: Vec<usize> = if is_text || args.feature_vis == 0 || !backbone.is_cnn() {
+        Vec::new()
+    } else {
+        let set: BTreeSet<usize> = classes
+            .iter()
+            .flat_map(|c| {
+                c.sparse
+                    .iter()
+                    .take(args.feature_vis.min(c.sparse_shown))
+                    .map(|f| f.feature)
+            })
+            .collect();
+        set.into_iter().collect()
+    };
+    if vis_features.is_empty() {
+        drop(backbone);
+    } else {
+        let config = interpret::featvis::FeatVisConfig {
+            size: args.feature_vis_size,
+            steps: args.feature_vis_steps,
+            seed: args.seed,
+            ..interpret::featvis::FeatVisConfig::default()
+        };
+        if verbose {
+            eprintln!(
+                "feature visualization: {} features, {} steps at {}x{}",
+                vis_features.len(),
+                config.steps,
+                config.size,
+                config.size
+            );
+        }
+        for v in backbone.visualize(&vis_features, &config, 8)? {
+            let rel = format!("report/featvis_f{}.png", v.feature);
+            interpret::images::save_png(&v.image, &run_dir.join(&rel))?;
+            pictures.entry(v.feature).or_default().feature_vis = Some(rel);
+            visualized.push(VisualizedFeature {
+                feature: v.feature,
+                activation: v.activation,
+                gray_activation: v.baseline,
+            });
+        }
+    }
+    let feature_vis_seconds = started.elapsed().as_secs_f64();
     if verbose {
         eprintln!(
             "LIME: {} inputs, {} forward passes in {:.1}s ({:.2} inputs/s, {:.1} passes/s)",
@@ -508,6 +579,8 @@ pub fn run(args: InterpretArgs) -> Result<()> {
         examples,
         pictures,
         lime: stats,
+        visualized,
+        feature_vis_seconds,
         lime_samples: samples,
         lime_inputs,
         kernel_width: args.kernel_width,

@@ -90,6 +90,20 @@ fn card(out: &InterpretOutput, wf: &WeightedFeature, class: &str, layer: &str) -
                 "most activating images (activation · true label)",
             ));
         }
+        if let Some(src) = &p.feature_vis {
+            let v = out.visualized.iter().find(|v| v.feature == j);
+            card.figures.push(figure(
+                src,
+                format!("Feature visualization of feature {j}: an input image optimized by gradient ascent to maximize it"),
+                &match v {
+                    Some(v) => format!(
+                        "gradient ascent on the input (activation {:.2}; {:.2} on a gray image)",
+                        v.activation, v.gray_activation
+                    ),
+                    None => "gradient ascent on the input".into(),
+                },
+            ));
+        }
         if let Some(src) = &p.lime {
             card.figures.push(figure(
                 src,

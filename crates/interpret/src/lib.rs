@@ -5,6 +5,7 @@
 //! the run's HTML report.
 
 pub mod images;
+pub mod featvis;
 pub mod lime;
 pub mod plots;
 pub mod reading;

@@ -1,0 +1,350 @@
+//! `fit interpret` and `fit debug` on finished runs, as users run them: an image run (IDX files
+//! in Fashion-MNIST's format, the `pixels` backbone) and a text run (real MiniLM on Rotten
+//! Tomatoes snippets, fetched by `cargo xtask fetch`). Each writes interpret.json, debug.json,
+//! the pictures and a report.html whose every picture exists and has alt text; errors on a
+//! folder that is not a finished run are one readable line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+fn fit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fit"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fit-report-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{what} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn one_line_error(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, got: {stderr}");
+    assert!(
+        lines[0].starts_with("error: ") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    lines[0].to_string()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
+}
+
+/// IDX files of 8×8 images whose class lights one row brighter, plus noise.
+fn write_idx(dir: &Path, prefix: &str, n: usize, k: usize, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let labels: Vec<u8> = (0..n).map(|i| (i % k) as u8).collect();
+    let mut images = Vec::new();
+    images.extend_from_slice(&0x0000_0803u32.to_be_bytes());
+    for v in [n as u32, 8, 8] {
+        images.extend_from_slice(&v.to_be_bytes());
+    }
+    for &y in &labels {
+        for r in 0..8 {
+            for _ in 0..8 {
+                let base = if r == y as usize { 150.0 } else { 40.0 };
+                images.push((base + rng.random::<f32>() * 90.0) as u8);
+            }
+        }
+    }
+    let mut lab = Vec::new();
+    lab.extend_from_slice(&0x0000_0801u32.to_be_bytes());
+    lab.extend_from_slice(&(n as u32).to_be_bytes());
+    lab.extend_from_slice(&labels);
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+}
+
+/// Every `<img>` of the report names an existing file and has alt text; returns their count.
+fn check_pictures(run: &Path) -> usize {
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let mut count = 0;
+    for tag in html.split("<img ").skip(1) {
+        let tag = &tag[..tag.find('>').unwrap()];
+        let attr = |name: &str| {
+            let start = tag
+                .find(&format!("{name}=\""))
+                .unwrap_or_else(|| panic!("no {name} in <img {tag}>"));
+            let rest = &tag[start + name.len() + 2..];
+            rest[..rest.find('"').unwrap()].to_string()
+        };
+        let src = attr("src");
+        assert!(run.join(&src).is_file(), "{src} missing");
+        assert!(
+            std::fs::read(run.join(&src)).unwrap().starts_with(b"\x89PNG"),
+            "{src} is a PNG"
+        );
+        assert!(!attr("alt").trim().is_empty(), "{src} has alt text");
+        count += 1;
+    }
+    count
+}
+
+#[test]
+fn image_run_interpret_and_debug() {
+    let dir = scratch("pixels");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx(&data, "train", 600, 4, 1);
+    write_idx(&data, "t10k", 200, 4, 2);
+    let run = dir.join("run");
+    // Not a run yet: one line each.
+    let err = one_line_error(&fit().args(["interpret", "--run"]).arg(&run).output().unwrap());
+    assert!(err.contains("run.json not found"), "{err}");
+    ok(
+        fit()
+            .args([
+                "--dataset",
+                "fashion-mnist",
+                "--arch",
+                "pixels",
+                "--k",
+                "12",
+                "--quiet",
+            ])
+            .arg("--dataset-path")
+            .arg(&data)
+            .arg("--out-path")
+            .arg(&run)
+            .output()
+            .unwrap(),
+        "fit",
+    );
+    let err = one_line_error(
+        &fit()
+            .args(["debug", "--quiet", "--run"])
+            .arg(&run)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("fit interpret"), "{err}");
+
+    ok(
+        fit()
+            .args([
+                "interpret",
+                "--quiet",
+                "--segments",
+                "8",
+                "--lime-samples",
+                "48",
+                "--max-features",
+                "3",
+                "--run",
+            ])
+            .arg(&run)
+            .output()
+            .unwrap(),
+        "fit interpret",
+    );
+    let interp = json(&run.join("interpret.json"));
+    let classes = interp["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 10, "Fashion-MNIST names ten classes");
+    let readings = interp["readings"].as_array().unwrap();
+    for c in classes {
+        let shown = c["sparse_shown"].as_u64().unwrap() as usize;
+        assert!(shown <= 3 && shown <= c["sparse"].as_array().unwrap().len());
+        assert_eq!(c["dense"].as_array().unwrap().len(), 5);
+        // Sparse features come largest |weight| first.
+        let w: Vec<f64> = c["sparse"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["weight"].as_f64().unwrap().abs())
+            .collect();
+        assert!(w.windows(2).all(|p| p[0] >= p[1]));
+        for f in c["sparse"].as_array().unwrap()[..shown]
+            .iter()
+            .chain(c["dense"].as_array().unwrap())
+        {
+            let j = f["feature"].as_u64().unwrap();
+            let r = readings
+                .iter()
+                .find(|r| r["feature"].as_u64() == Some(j))
+                .expect("every shown feature is read");
+            // A pixel feature's top prototypes are the images where that pixel is brightest.
+            let top: Vec<f64> = r["top"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["activation"].as_f64().unwrap())
+                .collect();
+            assert!(top.windows(2).all(|p| p[0] >= p[1]) && top.len() == 8);
+            assert!(!r["image_lime"].as_array().unwrap().is_empty());
+            let pics = &interp["pictures"][j.to_string()];
+            assert!(pics["prototypes"].is_string() && pics["lime"].is_string());
+        }
+    }
+    assert!(interp["lime"]["forward_passes"].as_u64().unwrap() > 0);
+    assert!(check_pictures(&run) >= 3);
+
+    ok(
+        fit()
+            .args(["debug", "--quiet", "--run"])
+            .arg(&run)
+            .output()
+            .unwrap(),
+        "fit debug",
+    );
+    let debug = json(&run.join("debug.json"));
+    for layer in ["sparse", "dense"] {
+        let m = &debug["misclassifications"][layer];
+        let (errors, fixed) = (m["errors"].as_u64().unwrap(), m["fixed"].as_u64().unwrap());
+        assert_eq!(m["examples"].as_u64(), Some(200));
+        assert_eq!(m["per_error"].as_array().unwrap().len() as u64, errors);
+        assert!(fixed <= errors);
+        let with_fix = m["per_error"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["feature"].is_u64())
+            .count() as u64;
+        assert_eq!(with_fix, fixed);
+    }
+    assert!(debug["probe"].is_null(), "no bias probe on images");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("Debugging with the sparse layer")
+            && html.contains("Errors fixed by zeroing a single feature")
+    );
+    check_pictures(&run);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn text_run_interpret_and_debug_with_real_minilm() {
+    let data_dir = std::env::var_os("FIT_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    assert!(
+        data_dir.join("pkg").is_dir(),
+        "run `cargo xtask fetch` first (the README's test command does)"
+    );
+    let dir = scratch("text");
+    let run = dir.join("run");
+    ok(
+        fit()
+            .env("FIT_DATA_DIR", &data_dir)
+            .args([
+                "--dataset",
+                "rotten-tomatoes",
+                "--arch",
+                "minilm",
+                "--max-examples",
+                "150",
+                "--k",
+                "10",
+                "--quiet",
+                "--out-path",
+            ])
+            .arg(&run)
+            .output()
+            .unwrap(),
+        "fit",
+    );
+    ok(
+        fit()
+            .args([
+                "interpret",
+                "--quiet",
+                "--lime-samples",
+                "24",
+                "--max-features",
+                "3",
+                "--dense-top",
+                "2",
+                "--prototypes",
+                "3",
+                "--lime-inputs",
+                "1",
+                "--run",
+            ])
+            .arg(&run)
+            .output()
+            .unwrap(),
+        "fit interpret",
+    );
+    let interp = json(&run.join("interpret.json"));
+    assert_eq!(interp["is_text"], Value::Bool(true));
+    for r in interp["readings"].as_array().unwrap() {
+        let j = r["feature"].as_u64().unwrap().to_string();
+        assert!(interp["pictures"][&j]["word_cloud"].is_string());
+        for p in r["top"].as_array().unwrap() {
+            let text = &interp["examples"][p["index"].as_u64().unwrap().to_string()]["text"];
+            assert!(text.as_str().is_some_and(|t| !t.is_empty()));
+        }
+        // Words come from the explained sentences and are sorted by weight.
+        let pos: Vec<f64> = r["positive_words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["weight"].as_f64().unwrap())
+            .collect();
+        assert!(pos.iter().all(|&w| w > 0.0) && pos.windows(2).all(|p| p[0] >= p[1]));
+    }
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("Class: negative")
+            && html.contains("Class: positive")
+            && html.contains("most activating")
+    );
+    check_pictures(&run);
+
+    ok(
+        fit()
+            .args([
+                "debug",
+                "--quiet",
+                "--counterfactuals",
+                "20",
+                "--probe-inputs",
+                "20",
+                "--probe-words",
+                "christianity,awful",
+                "--lime-samples",
+                "24",
+                "--run",
+            ])
+            .arg(&run)
+            .output()
+            .unwrap(),
+        "fit debug",
+    );
+    let debug = json(&run.join("debug.json"));
+    let probe = &debug["probe"];
+    assert_eq!(probe["words"].as_array().unwrap().len(), 2);
+    assert_eq!(probe["inputs"].as_u64(), Some(20));
+    let cf = &debug["counterfactuals"];
+    let sampled = cf["sampled"].as_array().unwrap().len() as u64;
+    assert!(sampled > 0 && sampled <= 20);
+    for l in cf["layers"].as_array().unwrap() {
+        assert_eq!(l["attempted"].as_u64(), Some(sampled));
+        assert!(l["flips"].as_u64().unwrap() <= l["swapped"].as_u64().unwrap());
+        for s in l["swaps"].as_array().unwrap() {
+            let words = interpret::words::Words::split(s["text"].as_str().unwrap());
+            assert!(
+                words.position(s["word"].as_str().unwrap()).is_none(),
+                "every occurrence swapped"
+            );
+            assert!(words.position(s["replacement"].as_str().unwrap()).is_some());
+        }
+    }
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("Bias probe") && html.contains("Counterfactuals"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
