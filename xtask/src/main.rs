@@ -5,6 +5,7 @@ mod bench;
 mod digits;
 mod fetch;
 mod repro;
+mod report_check;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +53,10 @@ enum Task {
     /// Benchmark the path solver against glmnet, scikit-learn and glm_saga on the shared
     /// workloads, in one run, and print the table (see shared/bench/README.md).
     BenchSolver(bench::BenchArgs),
+    /// Open a run's report.html in headless Chromium: fail on console errors, failed requests
+    /// and pictures that do not load or lack alt text; save a full-page screenshot. Without
+    /// --run, first make a small run (raw pixels of a Fashion-MNIST subset) and its report.
+    ReportCheck(report_check::ReportCheckArgs),
 }
 
 /// The repository root (the parent of this crate).
@@ -114,6 +119,7 @@ fn main() {
         Task::ReproSst(args) => repro::repro_sst(args),
         Task::ReproVision(args) => repro::repro_vision(args),
         Task::BenchSolver(args) => bench::bench(args),
+        Task::ReportCheck(args) => report_check::report_check(args),
     };
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");

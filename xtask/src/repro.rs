@@ -27,6 +27,9 @@ pub struct ReproSstArgs {
     backend: String,
     #[arg(long, default_value = "runs/repro-sst")]
     out: PathBuf,
+    /// Stop after the layers and the table: skip `fit interpret` and `fit debug` (the report).
+    #[arg(long)]
+    no_report: bool,
     /// Extra arguments passed to `fit` as they are (e.g. `-- --k 50`).
     #[arg(last = true)]
     extra: Vec<String>,
@@ -37,7 +40,7 @@ pub fn repro_sst(args: ReproSstArgs) -> Result<()> {
         crate::fetch::fetch_all()?;
     }
     let fit = build_fit(&args.backend)?;
-    let mut cmd = Command::new(fit);
+    let mut cmd = Command::new(&fit);
     cmd.current_dir(root())
         .arg("--arch")
         .arg("bert")
@@ -55,7 +58,30 @@ pub fn repro_sst(args: ReproSstArgs) -> Result<()> {
     }
     cmd.args(["--backend", &args.backend]).args(&args.extra);
     eprintln!("repro-sst: {cmd:?}");
-    run(&mut cmd)
+    run(&mut cmd)?;
+    if !args.no_report {
+        report_stages(&fit, &args.out, &args.backend)?;
+    }
+    Ok(())
+}
+
+/// `fit interpret` (a card for every feature of the sparse layer) then `fit debug` on a
+/// finished run: interpret.json, debug.json, report.html.
+fn report_stages(fit: &std::path::Path, out: &std::path::Path, backend: &str) -> Result<()> {
+    for stage in ["interpret", "debug"] {
+        let mut cmd = Command::new(fit);
+        cmd.current_dir(root())
+            .arg(stage)
+            .arg("--run")
+            .arg(out)
+            .args(["--backend", backend]);
+        if stage == "interpret" {
+            cmd.args(["--max-features", "0"]);
+        }
+        eprintln!("repro: {cmd:?}");
+        run(&mut cmd)?;
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -67,6 +93,9 @@ pub struct ReproVisionArgs {
     backend: String,
     #[arg(long, default_value = "runs/repro-vision")]
     out: PathBuf,
+    /// Stop after the layers and the table: skip `fit interpret` and `fit debug` (the report).
+    #[arg(long)]
+    no_report: bool,
     #[arg(last = true)]
     extra: Vec<String>,
 }
@@ -74,7 +103,7 @@ pub struct ReproVisionArgs {
 pub fn repro_vision(args: ReproVisionArgs) -> Result<()> {
     crate::fetch::fetch_all()?;
     let fit = build_fit(&args.backend)?;
-    let mut cmd = Command::new(fit);
+    let mut cmd = Command::new(&fit);
     cmd.current_dir(root())
         .args([
             "--dataset",
@@ -89,5 +118,9 @@ pub fn repro_vision(args: ReproVisionArgs) -> Result<()> {
         .args(["--backend", &args.backend])
         .args(&args.extra);
     eprintln!("repro-vision: {cmd:?}");
-    run(&mut cmd)
+    run(&mut cmd)?;
+    if !args.no_report {
+        report_stages(&fit, &args.out, &args.backend)?;
+    }
+    Ok(())
 }

@@ -372,8 +372,11 @@ impl Backbone {
 }
 
 impl Backbone {
-    /// Gradient-ascent visualizations of `features` (image backbones only; design §4). Consumes
-    /// the backbone: its weights move to the autodiff wrapper of its device.
+    /// Gradient-ascent visualizations of `features` (image backbones only; design §4). The
+    /// ascent maximizes the *pre-activation* of each feature (before the last ReLU/ReLU6): the
+    /// pooled post-ReLU feature has no gradient where it is 0 and, for ReLU6, where it saturates
+    /// at 6, so ascent on it stalls at a gray start or a saturated image. Consumes the backbone:
+    /// its weights move to the autodiff wrapper of its device.
     pub fn visualize(
         self,
         features: &[usize],
@@ -382,13 +385,10 @@ impl Backbone {
     ) -> Result<Vec<interpret::featvis::Visualization>> {
         match self {
             Backbone::Vision {
-                model,
-                mode,
-                pre,
-                device,
-                ..
+                model, pre, device, ..
             } => {
                 let model = model.to_device(&device.clone().autodiff());
+                let mode = vision::FeatureMode::PreRelu;
                 let mut out = Vec::with_capacity(features.len());
                 for chunk in features.chunks(batch.max(1)) {
                     out.extend(interpret::featvis::visualize(

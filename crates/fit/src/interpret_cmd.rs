@@ -26,10 +26,11 @@ pub struct InterpretArgs {
     #[arg(long)]
     pub run: PathBuf,
     /// Sparse-layer features shown per class, largest |weight| first (the rest are listed in
-    /// interpret.json).
+    /// interpret.json); 0 shows them all.
     #[arg(long, default_value_t = 10)]
     pub max_features: usize,
-    /// Dense-layer features shown per class (its top ones by |weight|).
+    /// Dense-layer features shown per class (its top ones by |weight|). Each class's this many
+    /// largest positive weights of both layers are read too (the counterfactuals' candidates).
     #[arg(long, default_value_t = 5)]
     pub dense_top: usize,
     /// Top- and bottom-activating test examples kept per feature.
@@ -38,8 +39,8 @@ pub struct InterpretArgs {
     /// Examples explained by LIME per feature and side (default 3 for text, 2 for images).
     #[arg(long)]
     pub lime_inputs: Option<usize>,
-    /// Perturbed inputs per LIME explanation, each one forward pass (default 128 for text, 96
-    /// for images; lime itself defaults to 5,000).
+    /// Perturbed inputs per LIME explanation, each one forward pass (default 128 for text, 64
+    /// for images; lime itself defaults to 5,000 and 1,000).
     #[arg(long)]
     pub lime_samples: Option<usize>,
     /// LIME kernel width on cosine distances (lime's default).
@@ -111,7 +112,8 @@ pub struct FeaturePictures {
     pub feature_vis: Option<String>,
 }
 
-/// A visualized feature's activation on its image and on a mid-gray one.
+/// A visualized feature's pre-activation (what the ascent maximizes) on its image and on a
+/// mid-gray one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisualizedFeature {
     pub feature: usize,
@@ -301,7 +303,10 @@ pub fn run(args: InterpretArgs) -> Result<()> {
             dense.truncate(args.dense_top);
             ClassFeatures {
                 name: names.get(c).cloned().unwrap_or_else(|| format!("class {c}")),
-                sparse_shown: sparse.len().min(args.max_features),
+                sparse_shown: match args.max_features {
+                    0 => sparse.len(),
+                    m => sparse.len().min(m),
+                },
                 sparse,
                 sparse_bias: loaded.sparse.bias[c],
                 dense,
@@ -309,7 +314,7 @@ pub fn run(args: InterpretArgs) -> Result<()> {
             }
         })
         .collect();
-    let shown: BTreeSet<usize> = classes
+    let mut shown: BTreeSet<usize> = classes
         .iter()
         .flat_map(|c| {
             c.sparse[..c.sparse_shown]
@@ -318,11 +323,24 @@ pub fn run(args: InterpretArgs) -> Result<()> {
                 .map(|f| f.feature)
         })
         .collect();
+    // Text runs: also each class's `dense_top` largest positive weights of both layers, the
+    // features whose word clouds the counterfactuals of `fit debug` swap words from.
+    for layer in [&loaded.sparse, &loaded.dense].into_iter().filter(|_| is_text) {
+        for c in 0..layer.k {
+            shown.extend(
+                class_features(layer, c)
+                    .into_iter()
+                    .filter(|f| f.weight > 0.0)
+                    .take(args.dense_top)
+                    .map(|f| f.feature),
+            );
+        }
+    }
     let shown: Vec<usize> = shown.into_iter().collect();
 
     // 2. Prototypes and LIME through the run's backbone.
     let lime_inputs = args.lime_inputs.unwrap_or(if is_text { 3 } else { 2 });
-    let samples = args.lime_samples.unwrap_or(if is_text { 128 } else { 96 });
+    let samples = args.lime_samples.unwrap_or(if is_text { 128 } else { 64 });
     let config = ReadConfig {
         prototypes: args.prototypes,
         lime_inputs,

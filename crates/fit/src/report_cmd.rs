@@ -97,7 +97,7 @@ fn card(out: &InterpretOutput, wf: &WeightedFeature, class: &str, layer: &str) -
                 format!("Feature visualization of feature {j}: an input image optimized by gradient ascent to maximize it"),
                 &match v {
                     Some(v) => format!(
-                        "gradient ascent on the input (activation {:.2}; {:.2} on a gray image)",
+                        "gradient ascent on the input (pre-activation {:.2}; {:.2} on a gray image)",
                         v.activation, v.gray_activation
                     ),
                     None => "gradient ascent on the input".into(),
