@@ -234,11 +234,7 @@ impl Backbone {
                     let mut rows = if images.is_empty() {
                         Vec::new()
                     } else {
-                        let x = pre.batch(&images, device)?;
-                        model
-                            .features(x, *mode)
-                            .try_into_vec_as::<f32>()
-                            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?
+                        image_features(model, *mode, pre, device, &images)?
                     }
                     .into_iter();
                     for ok in readable {
@@ -269,6 +265,21 @@ impl Backbone {
             _ => bail!("this backbone cannot read {} examples", examples.form()),
         }
     }
+}
+
+/// Feature rows of one batch of preprocessed images (`[3, crop, crop]` each).
+fn image_features(
+    model: &vision::VisionModel,
+    mode: vision::FeatureMode,
+    pre: &vision::Preprocess,
+    device: &Device,
+    images: &[Vec<f32>],
+) -> Result<Vec<f32>> {
+    let x = pre.batch(images, device)?;
+    model
+        .features(x, mode)
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))
 }
 
 /// The inputs LIME perturbs, as the network sees them.
@@ -340,13 +351,7 @@ impl Backbone {
                             })
                         })
                         .collect();
-                    let x = pre.batch(&images, device)?;
-                    out.extend(
-                        model
-                            .features(x, *mode)
-                            .try_into_vec_as::<f32>()
-                            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?,
-                    );
+                    out.extend(image_features(model, *mode, pre, device, &images)?);
                 }
                 Ok(out)
             }

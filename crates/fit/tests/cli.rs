@@ -1,7 +1,7 @@
 //! The `fit path` command as users run it: bad input gives one readable line and a non-zero
 //! exit, never a panic; a path killed with SIGKILL resumes to exactly the uninterrupted result.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -9,16 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use solver::io::{encode_npy, read_safetensors, Array};
 
-fn fit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fit"))
-}
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fit-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::fit;
 
 fn write_npy(path: &Path, a: &Array) {
     std::fs::write(path, encode_npy(a)).unwrap();
@@ -99,7 +92,7 @@ fn assert_clean_error(out: &Output, needle: &str) {
 
 #[test]
 fn bad_inputs_give_one_readable_line() {
-    let dir = scratch("bad");
+    let dir = common::scratch("cli", "bad");
     let (n, d, k) = (200, 6, 3);
     let (x, y) = make_split(&dir, "train", n, d, k, 1);
     make_split(&dir, "val", 50, d, k, 2);
@@ -191,7 +184,7 @@ fn bad_inputs_give_one_readable_line() {
 
 #[test]
 fn constant_features_are_reported_and_clamped() {
-    let dir = scratch("const");
+    let dir = common::scratch("cli", "const");
     let (n, d, k) = (300, 5, 2);
     let (mut x, y) = make_split(&dir, "train", n, d, k, 3);
     make_split(&dir, "val", 60, d, k, 4);
@@ -239,7 +232,7 @@ fn records_without_timing(out: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn killed_path_resumes_to_the_uninterrupted_result() {
-    let dir = scratch("resume");
+    let dir = common::scratch("cli", "resume");
     let (d, k) = (40, 4);
     make_split(&dir, "train", 8000, d, k, 5);
     make_split(&dir, "val", 500, d, k, 6);

@@ -5,22 +5,12 @@
 //! folder that is not a finished run are one readable line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+mod common;
+
+use common::{fit, labels, one_line_error, pixels_job, scratch, write_idx};
 use serde_json::Value;
-
-fn fit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fit"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fit-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn ok(out: Output, what: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -28,46 +18,9 @@ fn ok(out: Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-fn one_line_error(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line, got: {stderr}");
-    assert!(
-        lines[0].starts_with("error: ") && !stderr.contains("panicked"),
-        "{stderr}"
-    );
-    lines[0].to_string()
-}
-
 fn json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .unwrap()
-}
-
-/// IDX files of 8×8 images whose class lights one row brighter, plus noise.
-fn write_idx(dir: &Path, prefix: &str, n: usize, k: usize, seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let labels: Vec<u8> = (0..n).map(|i| (i % k) as u8).collect();
-    let mut images = Vec::new();
-    images.extend_from_slice(&0x0000_0803u32.to_be_bytes());
-    for v in [n as u32, 8, 8] {
-        images.extend_from_slice(&v.to_be_bytes());
-    }
-    for &y in &labels {
-        for r in 0..8 {
-            for _ in 0..8 {
-                let base = if r == y as usize { 150.0 } else { 40.0 };
-                images.push((base + rng.random::<f32>() * 90.0) as u8);
-            }
-        }
-    }
-    let mut lab = Vec::new();
-    lab.extend_from_slice(&0x0000_0801u32.to_be_bytes());
-    lab.extend_from_slice(&(n as u32).to_be_bytes());
-    lab.extend_from_slice(&labels);
-    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
-    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
 }
 
 /// Every `<img>` of the report names an existing file and has alt text; returns their count.
@@ -97,34 +50,16 @@ fn check_pictures(run: &Path) -> usize {
 
 #[test]
 fn image_run_interpret_and_debug() {
-    let dir = scratch("pixels");
+    let dir = scratch("report", "pixels");
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    write_idx(&data, "train", 600, 4, 1);
-    write_idx(&data, "t10k", 200, 4, 2);
+    write_idx(&data, "train", &labels(600, 4), 1);
+    write_idx(&data, "t10k", &labels(200, 4), 2);
     let run = dir.join("run");
     // Not a run yet: one line each.
     let err = one_line_error(&fit().args(["interpret", "--run"]).arg(&run).output().unwrap());
     assert!(err.contains("run.json not found"), "{err}");
-    ok(
-        fit()
-            .args([
-                "--dataset",
-                "fashion-mnist",
-                "--arch",
-                "pixels",
-                "--k",
-                "12",
-                "--quiet",
-            ])
-            .arg("--dataset-path")
-            .arg(&data)
-            .arg("--out-path")
-            .arg(&run)
-            .output()
-            .unwrap(),
-        "fit",
-    );
+    ok(pixels_job(&data, &run, &[]), "fit");
     let err = one_line_error(
         &fit()
             .args(["debug", "--quiet", "--run"])
@@ -235,7 +170,7 @@ fn text_run_interpret_and_debug_with_real_minilm() {
         data_dir.join("pkg").is_dir(),
         "run `cargo xtask fetch` first (the README's test command does)"
     );
-    let dir = scratch("text");
+    let dir = scratch("report", "text");
     let run = dir.join("run");
     ok(
         fit()

@@ -4,85 +4,14 @@
 //! gives one readable line, a non-zero exit and no output that looks complete.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+mod common;
 
-fn fit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fit"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fit-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// IDX files (`{prefix}-images-idx3-ubyte`, `{prefix}-labels-idx1-ubyte`) of 8×8 images whose
-/// class lights one of the first rows brighter, plus noise.
-fn write_idx(dir: &Path, prefix: &str, labels: &[u8], seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (h, w) = (8usize, 8usize);
-    let mut images = Vec::new();
-    images.extend_from_slice(&0x0000_0803u32.to_be_bytes());
-    for v in [labels.len() as u32, h as u32, w as u32] {
-        images.extend_from_slice(&v.to_be_bytes());
-    }
-    for &y in labels {
-        for r in 0..h {
-            for _ in 0..w {
-                let base = if r == (y as usize % h) { 150.0 } else { 40.0 };
-                images.push((base + rng.random::<f32>() * 80.0) as u8);
-            }
-        }
-    }
-    let mut lab = Vec::new();
-    lab.extend_from_slice(&0x0000_0801u32.to_be_bytes());
-    lab.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-    lab.extend_from_slice(labels);
-    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
-    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
-}
-
-fn labels(n: usize, k: u8) -> Vec<u8> {
-    (0..n).map(|i| (i % k as usize) as u8).collect()
-}
-
-fn run_job(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    fit()
-        .args([
-            "--dataset",
-            "fashion-mnist",
-            "--arch",
-            "pixels",
-            "--k",
-            "12",
-            "--quiet",
-        ])
-        .arg("--dataset-path")
-        .arg(data)
-        .arg("--out-path")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn one_line_error(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    lines[0].to_string()
-}
+use common::{fit, labels, one_line_error, pixels_job as run_job, write_idx};
 
 #[test]
 fn a_run_writes_everything_and_a_rerun_reuses_cache_and_checkpoint() {
-    let dir = scratch("ok");
+    let dir = common::scratch("run", "ok");
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     write_idx(&data, "train", &labels(600, 4), 1);
@@ -178,7 +107,7 @@ fn a_run_writes_everything_and_a_rerun_reuses_cache_and_checkpoint() {
 
 #[test]
 fn bad_data_is_one_line_and_leaves_no_complete_looking_output() {
-    let dir = scratch("bad");
+    let dir = common::scratch("run", "bad");
     let out = dir.join("out");
 
     let missing = run_job(&dir.join("nope"), &out, &[]);
@@ -275,7 +204,7 @@ fn write_image_tree(root: &Path, per_class: usize) {
 
 #[test]
 fn unreadable_images_are_skipped_and_counted_or_fail_when_all_are() {
-    let dir = scratch("images");
+    let dir = common::scratch("run", "images");
     let tree = dir.join("tree");
     write_image_tree(&tree, 10);
     std::fs::write(tree.join("red/broken.png"), b"not a png at all").unwrap();
