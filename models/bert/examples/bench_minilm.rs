@@ -1,26 +1,29 @@
 //! Sentences per second of all-MiniLM-L6-v2 features (mean pooling + L2, batch 64) on the
-//! Rotten Tomatoes snippets, on flex (and ndarray when built with `--features ndarray`), beside
-//! sentence-transformers on PyTorch eager (CPU) in the same run, with the largest difference
-//! between the two embeddings.
+//! Rotten Tomatoes snippets, on the backends built in (flex; ndarray, tch, wgpu with their cargo
+//! features), beside sentence-transformers on PyTorch eager (CPU) in the same run, with the
+//! largest difference between the embeddings of each backend and PyTorch's.
 //!
 //! ```text
 //! cargo run --release -p bert --example bench_minilm [-- --limit N] [--batch B] [--no-python]
-//!     [--backends flex,ndarray] [--python .fixture-venv/bin/python]
+//!     [--backends flex,ndarray,tch] [--python .fixture-venv/bin/python]
+//! eval "$(scripts/torch-env.sh --bench)"; cargo run --release -p bert --features tch --example bench_minilm
 //! ```
+//! `--backends` defaults to every CPU backend built in (flex, ndarray, tch). The python defaults
+//! to the fixture venv, else `$TORCH_PYTHON` (set by `scripts/torch-env.sh`).
 //! Needs `cargo xtask fetch` (MiniLM and the snippets under `data/`, or `$FIT_DATA_DIR`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use backend::BackendKind;
 use bert::{FeatureMode, LoadOptions, TextEncoder};
-use burn::tensor::Device;
 use model_hub::ModelRef;
 
 struct Args {
     limit: Option<usize>,
     batch: usize,
-    backends: Vec<String>,
+    backends: Vec<BackendKind>,
     python: Option<PathBuf>,
 }
 
@@ -29,11 +32,21 @@ fn root() -> PathBuf {
 }
 
 fn parse_args() -> Args {
+    let fixture_venv = root().join(".fixture-venv/bin/python");
     let mut args = Args {
         limit: None,
         batch: 64,
-        backends: vec!["flex".into(), "ndarray".into()],
-        python: Some(root().join(".fixture-venv/bin/python")),
+        backends: [BackendKind::Flex, BackendKind::Ndarray, BackendKind::Tch]
+            .into_iter()
+            .filter(|b| b.compiled_in())
+            .collect(),
+        python: if fixture_venv.is_file() {
+            Some(fixture_venv)
+        } else {
+            std::env::var_os("TORCH_PYTHON")
+                .map(PathBuf::from)
+                .or(Some(fixture_venv))
+        },
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -41,26 +54,18 @@ fn parse_args() -> Args {
         match a.as_str() {
             "--limit" => args.limit = Some(value().parse().expect("--limit N")),
             "--batch" => args.batch = value().parse().expect("--batch B"),
-            "--backends" => args.backends = value().split(',').map(str::to_string).collect(),
+            "--backends" => {
+                args.backends = value()
+                    .split(',')
+                    .map(|b| b.parse().unwrap_or_else(|e| panic!("--backends: {e}")))
+                    .collect()
+            }
             "--python" => args.python = Some(value().into()),
             "--no-python" => args.python = None,
             other => panic!("unknown argument {other}"),
         }
     }
     args
-}
-
-fn device(name: &str) -> Option<Device> {
-    match name {
-        #[cfg(feature = "flex")]
-        "flex" => Some(Device::flex()),
-        #[cfg(feature = "ndarray")]
-        #[allow(deprecated)] // burn-ndarray is deprecated upstream; still benchmarked
-        "ndarray" => Some(Device::ndarray()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Some(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
-        _ => None,
-    }
 }
 
 fn main() {
@@ -97,11 +102,15 @@ fn main() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
 
-    let mut rust_rows: Option<Vec<f32>> = None;
-    for name in &args.backends {
-        let Some(device) = device(name) else {
-            println!("{name:>8}: not compiled in (add `--features {name}`)");
-            continue;
+    let mut rust_rows: Vec<(BackendKind, Vec<f32>, f64)> = Vec::new();
+    for &kind in &args.backends {
+        let name = kind.name();
+        let device = match kind.device() {
+            Ok(d) => d,
+            Err(e) => {
+                println!("{name:>8}: not run: {e}");
+                continue;
+            }
         };
         let t0 = Instant::now();
         let options = LoadOptions {
@@ -130,9 +139,7 @@ fn main() {
             secs,
             f.n
         );
-        if rust_rows.is_none() {
-            rust_rows = Some(f.data);
-        }
+        rust_rows.push((kind, f.data, f.n as f64 / secs));
     }
 
     let Some(python) = args.python else { return };
@@ -172,28 +179,36 @@ fn main() {
             .unwrap_or("{}"),
     )
     .unwrap();
+    let torch_rate = report["sentences_per_s"].as_f64().unwrap_or(f64::NAN);
     println!(
         "{:>8}: {:>8.1} sentences/s  ({:.2} s; sentence-transformers, torch {} eager, {} threads)",
         "PyTorch",
-        report["sentences_per_s"].as_f64().unwrap_or(f64::NAN),
+        torch_rate,
         report["seconds"].as_f64().unwrap_or(f64::NAN),
         report["torch"].as_str().unwrap_or("?"),
         report["threads"]
     );
-    if let Some(rows) = rust_rows {
-        let theirs: Vec<f32> = std::fs::read(&out)
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        if theirs.len() == rows.len() {
-            let diff = rows
+    let theirs: Vec<f32> = std::fs::read(&out)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    for (kind, rows, rate) in &rust_rows {
+        let diff = if theirs.len() == rows.len() {
+            let d = rows
                 .iter()
                 .zip(&theirs)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            println!("max-abs difference of the embeddings (first backend vs PyTorch): {diff:.2e}");
-        }
+            format!("{d:.2e}")
+        } else {
+            format!("n/a ({} vs {} values)", rows.len(), theirs.len())
+        };
+        println!(
+            "{:>8}: {:.2}x PyTorch's sentences/s; max-abs difference of the embeddings to PyTorch's {diff}",
+            kind.name(),
+            rate / torch_rate
+        );
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -1,35 +1,57 @@
-//! Throughput of ResNet-50 `features` (batch 32, 224x224, eval) on the CPU backends built in,
+//! Throughput of ResNet-50 `features` (batch 32, 224x224, eval) on the backends built in,
 //! beside PyTorch eager on the same machine, in one run:
 //!
 //!     cargo run --release -p vision --features ndarray,rayon,simd --example bench_resnet50
+//!     eval "$(scripts/torch-env.sh --bench)"
+//!     cargo run --release -p vision --features tch --example bench_resnet50
 //!
-//! Without `rayon` flex and ndarray run on one thread (PyTorch is then also timed on one).
-//! PyTorch comes from `$VISION_BENCH_PYTHON`, else the fixture venv (`scripts/fixture-venv.sh`).
+//! `BENCH_BACKENDS=flex,tch` picks backends (default: every CPU backend built in: flex, ndarray,
+//! tch). Without `rayon` flex and ndarray run on one thread and are compared with PyTorch on one;
+//! tch (libtorch's own thread pool) is compared with PyTorch on all cores.
+//! PyTorch comes from `$VISION_BENCH_PYTHON`, else the fixture venv (`scripts/fixture-venv.sh`),
+//! else `$TORCH_PYTHON` (set by `scripts/torch-env.sh`).
 //! `BENCH_ITERS` (default 3) timed batches after one warm-up; the best is reported.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use backend::BackendKind;
 use burn::tensor::{Device, Tensor, TensorData};
 use vision::{synthetic, FeatureMode, VisionArch, VisionModel};
 
 const BATCH: usize = 32;
 
-fn backends() -> Vec<(&'static str, Device)> {
+fn backends() -> Vec<(BackendKind, Device)> {
+    let names: Vec<BackendKind> = match std::env::var("BENCH_BACKENDS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| n.parse().unwrap_or_else(|e| panic!("BENCH_BACKENDS: {e}")))
+            .collect(),
+        Err(_) => [BackendKind::Flex, BackendKind::Ndarray, BackendKind::Tch]
+            .into_iter()
+            .filter(|b| b.compiled_in())
+            .collect(),
+    };
     let mut out = Vec::new();
-    for name in ["flex", "ndarray"] {
-        match vision::backend_device(name) {
-            Ok(d) => out.push((name, d)),
-            Err(_) => eprintln!("{name}: not built in (add `--features {name}`)"),
+    for kind in names {
+        match kind.device() {
+            Ok(d) => out.push((kind, d)),
+            Err(e) => println!("{kind}: not run: {e}"),
         }
     }
     out
 }
 
-fn threads() -> usize {
-    if cfg!(feature = "rayon") {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Threads a backend computes on: libtorch's pool (all cores) on tch; flex and ndarray use
+/// all cores only with the `rayon` feature.
+fn threads(kind: BackendKind) -> usize {
+    if kind == BackendKind::Tch || cfg!(feature = "rayon") {
+        cores()
     } else {
         1
     }
@@ -70,7 +92,10 @@ fn python() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.fixture-venv/bin/python");
-    venv.is_file().then_some(venv)
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("TORCH_PYTHON").map(PathBuf::from)
 }
 
 fn time_torch(threads: usize, iters: usize) -> Option<(f64, String)> {
@@ -100,31 +125,49 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let threads = threads();
     println!(
-        "ResNet-50 features, batch {BATCH}, 224x224, best of {iters} batches; burn {} thread(s) \
-         (rayon {}, simd {})",
-        threads,
+        "ResNet-50 features, batch {BATCH}, 224x224, best of {iters} batches; {} cores; flex/ndarray \
+         on {} thread(s) (rayon {}, simd {})",
+        cores(),
+        if cfg!(feature = "rayon") { cores() } else { 1 },
         if cfg!(feature = "rayon") { "on" } else { "off" },
         if cfg!(feature = "simd") { "on" } else { "off" },
     );
     let mut rows = Vec::new();
-    for (name, device) in backends() {
-        let secs = time_backend(name, &device, iters);
-        rows.push((name.to_string(), secs));
+    for (kind, device) in backends() {
+        let secs = time_backend(kind.name(), &device, iters);
+        rows.push((kind.name().to_string(), threads(kind), secs));
     }
-    let torch = time_torch(threads, iters);
-    if let Some((secs, version)) = &torch {
-        rows.push((format!("pytorch {version} eager ({threads} thread(s))"), *secs));
-    } else {
-        println!("PyTorch: not run (set VISION_BENCH_PYTHON to a python with torch and torchvision)");
+    // PyTorch once per thread count the backends ran on, in the same run.
+    let mut counts: Vec<usize> = rows.iter().map(|r| r.1).collect();
+    if counts.is_empty() {
+        counts.push(1);
     }
-    for (name, secs) in &rows {
+    counts.sort_unstable();
+    counts.dedup();
+    let mut torch: Vec<(usize, f64)> = Vec::new();
+    let mut torch_rows = Vec::new();
+    for &t in &counts {
+        match time_torch(t, iters) {
+            Some((secs, version)) => {
+                torch.push((t, secs));
+                torch_rows.push((format!("pytorch {version} eager"), t, secs));
+            }
+            None => println!(
+                "PyTorch ({t} thread(s)): not run (set VISION_BENCH_PYTHON to a python with torch and torchvision)"
+            ),
+        }
+    }
+    for (name, t, secs) in rows.iter().chain(&torch_rows) {
         let ips = BATCH as f64 / secs;
         let ratio = torch
-            .as_ref()
-            .map(|(t, _)| format!("  {:.2}x PyTorch", t / secs))
+            .iter()
+            .find(|(tt, _)| tt == t)
+            .map(|(_, ts)| format!("  {:.2}x PyTorch ({t} thread(s))", ts / secs))
             .unwrap_or_default();
-        println!("{name:<40} {ips:8.2} images/s  ({secs:.2} s per batch){ratio}");
+        println!(
+            "{:<40} {ips:8.2} images/s  ({secs:.2} s per batch){ratio}",
+            format!("{name} ({t} thread(s))")
+        );
     }
 }

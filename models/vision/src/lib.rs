@@ -314,24 +314,11 @@ fn timm_preprocess(config: &Path, base: Preprocess) -> Preprocess {
     p
 }
 
-/// The burn device of a backend named on a command line or in `VISION_TEST_BACKEND`.
+/// The burn device of a backend named on a command line or in `VISION_TEST_BACKEND`
+/// (`flex|ndarray|wgpu|tch|cuda`), through the workspace's one mapping in the `backend` crate: a
+/// one-line error names the feature to enable or the device that was missing.
 pub fn backend_device(name: &str) -> Result<Device> {
-    match name {
-        #[cfg(feature = "flex")]
-        "flex" => Ok(Device::flex()),
-        #[cfg(feature = "ndarray")]
-        #[allow(deprecated)]
-        "ndarray" => Ok(Device::ndarray()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
-        #[cfg(feature = "tch")]
-        "tch" => Ok(Device::libtorch()),
-        #[cfg(feature = "cuda")]
-        "cuda" => Ok(Device::cuda(0)),
-        other => Err(VisionError::Backend(format!(
-            "backend `{other}` is unknown or not built in (rebuild with `--features {other}`)"
-        ))),
-    }
+    backend::device_named(name).map_err(|e| VisionError::Backend(e.to_string()))
 }
 
 #[cfg(test)]

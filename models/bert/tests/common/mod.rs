@@ -7,27 +7,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use backend::BackendKind;
 use burn::tensor::Device;
 use serde_json::Value;
 
-/// The backend named by `BERT_TEST_BACKEND` (flex by default) and its tolerance against the
-/// PyTorch reference: 1e-4 on flex, 1e-3 elsewhere.
+/// The backend named by `BERT_TEST_BACKEND` (flex by default, any of flex|ndarray|wgpu|tch|cuda
+/// built in with its cargo feature) and its tolerance against the PyTorch reference: 1e-4 on
+/// flex, 1e-3 elsewhere.
 pub fn backend() -> (Device, f32, String) {
-    let name = std::env::var("BERT_TEST_BACKEND").unwrap_or_else(|_| "flex".into());
-    let device = match name.as_str() {
-        #[cfg(feature = "flex")]
-        "flex" => Device::flex(),
-        #[cfg(feature = "ndarray")]
-        #[allow(deprecated)]
-        "ndarray" => Device::ndarray(),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-        other => panic!(
-            "BERT_TEST_BACKEND={other} is not compiled in: run `cargo test --release -p bert --features {other}`"
-        ),
-    };
-    let tol = if name == "flex" { 1e-4 } else { 1e-3 };
-    (device, tol, name)
+    let kind = BackendKind::from_env("BERT_TEST_BACKEND", BackendKind::Flex)
+        .unwrap_or_else(|e| panic!("BERT_TEST_BACKEND: {e}"));
+    let device = kind.device().unwrap_or_else(|e| panic!("BERT_TEST_BACKEND: {e}"));
+    let tol = if kind == BackendKind::Flex { 1e-4 } else { 1e-3 };
+    (device, tol, kind.name().to_string())
 }
 
 pub fn fixtures() -> PathBuf {

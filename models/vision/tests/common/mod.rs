@@ -1,22 +1,31 @@
-//! Shared test helpers: the backend under test (`VISION_TEST_BACKEND=flex|ndarray|wgpu`, built
-//! with the matching cargo feature), fixture and data paths, comparisons.
+//! Shared test helpers: the backend under test (`VISION_TEST_BACKEND=flex|ndarray|wgpu|tch|cuda`,
+//! built with the matching cargo feature), fixture and data paths, comparisons.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
+use backend::BackendKind;
 use burn::tensor::{Device, Tensor};
 
+/// The backend named by `VISION_TEST_BACKEND` (flex by default).
+pub fn backend() -> BackendKind {
+    BackendKind::from_env("VISION_TEST_BACKEND", BackendKind::Flex)
+        .unwrap_or_else(|e| panic!("VISION_TEST_BACKEND: {e}"))
+}
+
 pub fn backend_name() -> String {
-    std::env::var("VISION_TEST_BACKEND").unwrap_or_else(|_| "flex".into())
+    backend().name().into()
 }
 
 pub fn device() -> Device {
-    vision::backend_device(&backend_name()).expect("VISION_TEST_BACKEND names a built-in backend")
+    backend()
+        .device()
+        .unwrap_or_else(|e| panic!("VISION_TEST_BACKEND: {e}"))
 }
 
 /// Relative tolerance of model outputs against PyTorch: 1e-4 on flex, 1e-3 elsewhere.
 pub fn tolerance() -> f32 {
-    if backend_name() == "flex" {
+    if backend() == BackendKind::Flex {
         1e-4
     } else {
         1e-3
