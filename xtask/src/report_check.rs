@@ -1,7 +1,8 @@
 //! `cargo xtask report-check`: open a run's report.html in headless Chromium (Debian's
 //! `chromium`, driven by Playwright's `playwright-core` from npm, installed under
 //! target/report-check), fail on console errors, page errors, failed requests, pictures that do
-//! not load or lack alt text, and save a full-page screenshot. Without `--run` it first makes a
+//! not load or lack alt text, ids used twice and links to missing anchors, and save a full-page
+//! screenshot. Without `--run` it first makes a
 //! small run (Fashion-MNIST's format, raw pixels, a few hundred examples) with `fit`, `fit
 //! interpret` and `fit debug`, so CI checks the report the code makes today.
 
@@ -29,7 +30,7 @@ pub struct ReportCheckArgs {
     chromium: Option<PathBuf>,
 }
 
-const SCRIPT: &str = r#"
+const SCRIPT: &str = r##"
 // Usage: node check.mjs REPORT.html SCREENSHOT.png CHROMIUM
 import { chromium } from 'playwright-core';
 import { pathToFileURL } from 'node:url';
@@ -54,16 +55,26 @@ const facts = await page.evaluate(() => {
     broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src')),
     noAlt: imgs.filter(i => !(i.getAttribute('alt') || '').trim()).map(i => i.getAttribute('src')),
     sections: [...document.querySelectorAll('section h2')].map(h => h.textContent),
+    duplicateIds: (() => {
+      const seen = new Map();
+      for (const e of document.querySelectorAll('[id]')) seen.set(e.id, (seen.get(e.id) || 0) + 1);
+      return [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+    })(),
+    brokenLinks: [...document.querySelectorAll('a[href^="#"]')]
+      .map(a => a.getAttribute('href').slice(1))
+      .filter(id => !document.getElementById(id)),
     height: document.body.scrollHeight,
   };
 });
 for (const s of facts.broken) problems.push(`picture does not load: ${s}`);
 for (const s of facts.noAlt) problems.push(`picture without alt text: ${s}`);
+for (const s of facts.duplicateIds) problems.push(`id used more than once: ${s}`);
+for (const s of facts.brokenLinks) problems.push(`link to a missing anchor: #${s}`);
 await page.screenshot({ path: shot, fullPage: true });
 await browser.close();
 console.log(JSON.stringify({ ...facts, problems }, null, 1));
 process.exit(problems.length ? 1 : 0);
-"#;
+"##;
 
 fn chromium(arg: Option<PathBuf>) -> Result<PathBuf> {
     let exe = arg

@@ -50,6 +50,8 @@ enum Command {
     /// counterfactual word swaps, errors fixed by zeroing one feature; writes debug.json and
     /// adds a section to report.html.
     Debug(debug_cmd::DebugArgs),
+    /// Rebuild a run's report.html from its files (metrics.json, interpret.json, debug.json).
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() {
@@ -60,6 +62,9 @@ fn main() {
             Some(Command::Floor(args)) => floor_cmd::run(args),
             Some(Command::Interpret(args)) => interpret_cmd::run(args),
             Some(Command::Debug(args)) => debug_cmd::run(args),
+            Some(Command::Report(args)) => {
+                report_cmd::write_report(&args.run).map(|p| println!("wrote {}", p.display()))
+            }
             None if cli.run.dataset.is_none() && std::env::args_os().len() == 1 => {
                 let job = run_cmd::default_job();
                 eprintln!(

@@ -10,6 +10,13 @@ use serde_json::Value;
 use crate::interpret_cmd::{InterpretOutput, WeightedFeature};
 use crate::recipe::RunRecipe;
 
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// A run folder on which `fit interpret` has run.
+    #[arg(long)]
+    pub run: PathBuf,
+}
+
 /// Text examples shown per side of a feature card.
 const TEXTS_SHOWN: usize = 5;
 

@@ -179,11 +179,13 @@ fn render_examples(out: &mut String, title: &str, examples: &[TextExample]) {
     out.push_str("</ol></div>");
 }
 
-fn render_card(out: &mut String, c: &FeatureCard) {
+/// A card; `id` is unique in the page (the same feature can be shown by several classes).
+fn render_card(out: &mut String, c: &FeatureCard, id: &str) {
     let sign = if c.weight >= 0.0 { "pos" } else { "neg" };
     let _ = write!(
         out,
-        "<div class=\"card\" id=\"f{feat}\"><h4>feature {feat} <span class=\"weight {sign}\">weight {w:+.4}</span></h4>",
+        "<div class=\"card\" id=\"{id}\"><h4>feature {feat} <span class=\"weight {sign}\">weight {w:+.4}</span></h4>",
+        id = escape(id),
         feat = c.feature,
         w = c.weight
     );
@@ -293,7 +295,13 @@ pub fn render(report: &Report) -> String {
         if c.sparse.is_empty() {
             out.push_str("<p class=\"muted\">The sparse layer uses no feature for this class (its score is the bias alone).</p>");
         }
-        c.sparse.iter().for_each(|card| render_card(&mut out, card));
+        for card in &c.sparse {
+            render_card(
+                &mut out,
+                card,
+                &format!("{}-sparse-f{}", anchor(&c.name), card.feature),
+            );
+        }
         out.push_str("</div>");
         if c.sparse_hidden > 0 {
             let _ = write!(
@@ -308,7 +316,13 @@ pub fn render(report: &Report) -> String {
             "<h3>Dense layer: its top {} features by |weight|</h3><div class=\"cards\">",
             c.dense.len()
         );
-        c.dense.iter().for_each(|card| render_card(&mut out, card));
+        for card in &c.dense {
+            render_card(
+                &mut out,
+                card,
+                &format!("{}-dense-f{}", anchor(&c.name), card.feature),
+            );
+        }
         out.push_str("</div></section>\n");
     }
     for s in &report.sections {
@@ -409,6 +423,7 @@ mod tests {
         assert!(html.contains("run &lt;1&gt;") && html.contains("a &amp; b"));
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
         assert!(html.contains("id=\"class-pos-itive\"") && html.contains("weight neg"));
+        assert!(html.contains("id=\"class-pos-itive-sparse-f3\""));
         assert!(html.contains("alt=\"word cloud of feature 3\""));
         let path = dir.path().join("report.html");
         write(&path, &report).unwrap();
