@@ -33,8 +33,17 @@ fn data_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("data"))
 }
 
+/// A named f32 tensor: name, shape, values.
+type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// A fixture file's tensors and its metadata pairs.
+type Fixture = (Vec<NamedTensor>, Vec<(String, String)>);
+
+/// One numeric check of a backend.
+type Check = fn(&Device) -> Result<Value>;
+
 /// Named f32 tensors of a safetensors file with its metadata.
-fn read_safetensors(path: &Path) -> Result<(Vec<(String, Vec<usize>, Vec<f32>)>, Vec<(String, String)>)> {
+fn read_safetensors(path: &Path) -> Result<Fixture> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
@@ -54,7 +63,7 @@ fn read_safetensors(path: &Path) -> Result<(Vec<(String, Vec<usize>, Vec<f32>)>,
     Ok((tensors, meta))
 }
 
-fn tensor<'a>(tensors: &'a [(String, Vec<usize>, Vec<f32>)], name: &str) -> Result<&'a [f32]> {
+fn tensor<'a>(tensors: &'a [NamedTensor], name: &str) -> Result<&'a [f32]> {
     tensors
         .iter()
         .find(|(n, _, _)| n == name)
@@ -204,7 +213,7 @@ fn main() {
     out.insert("backend".into(), json!(kind.name()));
     out.insert("device".into(), json!(kind.describe(&device)));
     out.insert("open_seconds".into(), json!(t0.elapsed().as_secs_f64()));
-    let checks: [(&str, fn(&Device) -> Result<Value>); 3] = [
+    let checks: [(&str, Check); 3] = [
         ("solver", solver_check),
         ("resnet50", resnet50_check),
         ("bert", bert_check),
