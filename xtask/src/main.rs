@@ -5,8 +5,8 @@ mod backend_matrix;
 mod bench;
 mod digits;
 mod fetch;
-mod repro;
 mod report_check;
+mod repro;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

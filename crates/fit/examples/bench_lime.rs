@@ -213,7 +213,8 @@ fn main() {
     let args = parse_args();
     let device = Device::flex();
     println!(
-        "LIME on deep features, flex backend, {} threads; all D features from the same passes",
+        "LIME on deep features, flex backend ({} cores; its kernels run on one thread without \
+         the `rayon` feature); all D features from the same passes",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use datasets::Examples;
 use model_hub::ModelRef;
+use solver::BackendKind;
 
 /// `--arch`: the network family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,15 @@ impl Arch {
 }
 
 impl Backbone {
+    /// Inputs per forward pass from now on (LIME sends its perturbed inputs in batches of this).
+    pub fn set_batch(&mut self, n: usize) {
+        let n = n.max(1);
+        match self {
+            Backbone::Text { batch, .. } | Backbone::Vision { batch, .. } => *batch = n,
+            Backbone::Pixels { .. } => {}
+        }
+    }
+
     /// A convolutional image network (not raw pixels, not text).
     pub fn is_cnn(&self) -> bool {
         matches!(self, Backbone::Vision { .. })
@@ -409,5 +419,24 @@ impl Backbone {
             }
             _ => bail!("feature visualization needs an image backbone (resnet*, efficientnet-lite0)"),
         }
+    }
+}
+
+/// Perturbed inputs per forward pass for LIME: `asked`, else what `cargo run --release -p fit
+/// --example bench_lime` measured fastest on the CPU backends (flex, 2 cores: MiniLM 112
+/// passes/s at 16 vs 77 at 64 and 51 at 1; EfficientNet-Lite0 at 224² 21.7 passes/s at 1 vs
+/// 15.8 at 8 and 13.8 at 32: big batches of large activations fall out of cache), else (GPU and
+/// libtorch backends, which gain from large batches) the run's extraction batch.
+pub fn lime_batch(asked: Option<usize>, backend: BackendKind, text: bool, run_batch: usize) -> usize {
+    match (asked, backend) {
+        (Some(n), _) => n.max(1),
+        (None, BackendKind::Flex | BackendKind::Ndarray) => {
+            if text {
+                16
+            } else {
+                1
+            }
+        }
+        (None, _) => run_batch.max(1),
     }
 }

@@ -57,6 +57,10 @@ pub struct DebugArgs {
     /// LIME samples per counterfactual sentence (default: those of `fit interpret`).
     #[arg(long)]
     pub lime_samples: Option<usize>,
+    /// Perturbed sentences per forward pass in the counterfactuals' LIME (default as in `fit
+    /// interpret`).
+    #[arg(long)]
+    pub lime_batch: Option<usize>,
     /// Fixed errors shown in the report with the fixing feature's prototypes.
     #[arg(long, default_value_t = 6)]
     pub error_examples: usize,
@@ -191,7 +195,13 @@ pub fn run(args: DebugArgs) -> Result<()> {
     }
 
     let device = args.backend.device()?;
-    let backbone = loaded.recipe.load_backbone(&set.examples, &device)?;
+    let mut backbone = loaded.recipe.load_backbone(&set.examples, &device)?;
+    backbone.set_batch(crate::backbones::lime_batch(
+        args.lime_batch,
+        args.backend,
+        matches!(set.examples, Examples::Text(_)),
+        loaded.recipe.extract_batch_size,
+    ));
     std::fs::create_dir_all(run_dir.join("report"))?;
     // Fixed errors of the sparse layer, with the fixing feature's prototypes.
     let sparse_fixes = &output.misclassifications["sparse"];

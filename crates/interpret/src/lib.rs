@@ -4,8 +4,8 @@
 //! features from the same perturbed forward passes), word clouds, image grids and overlays, and
 //! the run's HTML report.
 
-pub mod images;
 pub mod featvis;
+pub mod images;
 pub mod lime;
 pub mod plots;
 pub mod reading;

@@ -12,6 +12,11 @@
 //! to the fixture venv, else `$TORCH_PYTHON` (set by `scripts/torch-env.sh`).
 //! Needs `cargo xtask fetch` (MiniLM and the snippets under `data/`, or `$FIT_DATA_DIR`).
 
+/// The allocator of the `fit` binary, which runs these backbones in the product: the
+/// system allocator maps every multi-megabyte activation afresh and faults its pages in again.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

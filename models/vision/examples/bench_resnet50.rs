@@ -12,6 +12,11 @@
 //! else `$TORCH_PYTHON` (set by `scripts/torch-env.sh`).
 //! `BENCH_ITERS` (default 3) timed batches after one warm-up; the best is reported.
 
+/// The allocator of the `fit` binary, which runs these backbones in the product: the
+/// system allocator maps every multi-megabyte activation afresh and faults its pages in again.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;

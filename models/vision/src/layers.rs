@@ -5,6 +5,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::s;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::Result;
@@ -131,31 +132,43 @@ impl ConvBn {
         } else {
             (x, [self.padding, self.padding])
         };
-        if self.groups == 1 && self.stride == 1 && matmul_convs(&x.device()) {
+        if self.groups == 1 && matmul_convs(&x.device()) {
             return self.forward_matmul(x, weight, pad);
         }
         let options = ConvOptions::new([self.stride, self.stride], pad, [1, 1], self.groups);
         conv2d(x, weight, Some(self.bias.val()), options)
     }
 
-    /// A stride-1 convolution as one batched matmul over shifted copies of the input (im2col
-    /// from tensor ops): for backends whose matmul is much faster than their convolution.
+    /// A convolution as one batched matmul over shifted (and, for stride > 1, subsampled)
+    /// copies of the input (im2col from tensor ops): for backends whose matmul is much faster
+    /// than their convolution.
     fn forward_matmul(&self, x: Tensor<4>, weight: Tensor<4>, pad: [usize; 2]) -> Tensor<4> {
         let [o, c, kh, kw] = weight.dims();
+        let st = self.stride;
         let x = if pad == [0, 0] {
             x
         } else {
             x.pad([(pad[0], pad[0]), (pad[1], pad[1])], PadMode::Constant(0.0))
         };
         let [b, _, hp, wp] = x.dims();
-        let (oh, ow) = (hp + 1 - kh, wp + 1 - kw);
+        let (oh, ow) = ((hp - kh) / st + 1, (wp - kw) / st + 1);
+        // rows i, i+st, .., i+(oh-1)*st of the padded input (and likewise columns)
+        let window = |i: usize, j: usize, x: Tensor<4>| -> Tensor<4> {
+            if st == 1 {
+                x.slice([0..b, 0..c, i..i + oh, j..j + ow])
+            } else {
+                let (ie, je) = ((i + (oh - 1) * st + 1) as isize, (j + (ow - 1) * st + 1) as isize);
+                let (i, j, st) = (i as isize, j as isize, st as isize);
+                x.slice(s![.., .., i..ie;st, j..je;st])
+            }
+        };
         let cols = if kh == 1 && kw == 1 {
-            x.reshape([b, c, oh * ow])
+            window(0, 0, x).reshape([b, c, oh * ow])
         } else {
             let mut patches = Vec::with_capacity(kh * kw);
             for i in 0..kh {
                 for j in 0..kw {
-                    patches.push(x.clone().slice([0..b, 0..c, i..i + oh, j..j + ow]));
+                    patches.push(window(i, j, x.clone()));
                 }
             }
             Tensor::cat(patches, 1).reshape([b, kh * kw * c, oh * ow])
