@@ -108,6 +108,15 @@ pub struct PathConfig {
     /// Recompute the SAGA gradient average exactly from the table every this many epochs
     /// (0 = only at the start of each λ). Stops f32 drift of the running average.
     pub refresh_every: usize,
+    /// Screen features per λ (sequential strong rule, then a KKT check over all features): SAGA
+    /// runs on the columns that can be nonzero and the rest are checked, as glmnet does. The
+    /// result satisfies the same optimality conditions; only the work per epoch shrinks.
+    #[serde(default = "screen_default")]
+    pub screen: bool,
+}
+
+fn screen_default() -> bool {
+    true
 }
 
 impl Default for PathConfig {
@@ -127,6 +136,7 @@ impl Default for PathConfig {
             lookbehind: 3,
             seed: 0,
             refresh_every: 10,
+            screen: true,
         }
     }
 }

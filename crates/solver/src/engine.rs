@@ -36,6 +36,42 @@ impl DeviceSplit {
     pub fn device(&self) -> Device {
         self.x.device()
     }
+
+    /// The same split restricted to the `m` feature columns listed in `columns` (the screened
+    /// problem of one λ): one `n × m` copy of X; targets and weights are shared.
+    pub fn columns(&self, columns: &Tensor<1, Int>, m: usize) -> DeviceSplit {
+        DeviceSplit {
+            x: self.x.clone().select(1, columns.clone()),
+            y: self.y.clone(),
+            w: self.w.clone(),
+            n: self.n,
+            d: m,
+            k: self.k,
+        }
+    }
+}
+
+/// Per-feature size of a `[d, K]` gradient as the penalty sees it: `max_k |g_jk|` (elementwise
+/// ℓ1) or `‖g_j‖₂` (group). A feature whose weights are all zero is optimal exactly when this is
+/// at most `λ·α`.
+pub fn feature_scores(g: &Tensor<2>, group: bool) -> Vec<f32> {
+    let s = if group {
+        g.clone().square().sum_dim(1).sqrt()
+    } else {
+        g.clone().abs().max_dim(1)
+    };
+    s.try_into_vec_as::<f32>().expect("f32 scores")
+}
+
+/// Whether each feature (row of `wt`, `[d, K]`) has a nonzero weight in some class.
+pub fn nonzero_features(wt: &Tensor<2>) -> Vec<bool> {
+    let m: Vec<f32> = wt
+        .clone()
+        .abs()
+        .max_dim(1)
+        .try_into_vec_as::<f32>()
+        .expect("f32 weights");
+    m.into_iter().map(|v| v != 0.0).collect()
 }
 
 /// Per-example gradient of the loss w.r.t. the logits `[B, K]` and the per-example loss `[B, 1]`.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -86,6 +86,9 @@ pub struct LambdaRecord {
     pub features_used: usize,
     /// Which run computed this λ: 0 for the first, incremented by each resume.
     pub session: u32,
+    /// Features SAGA ran on at this λ after screening (d when it ran on all of them).
+    #[serde(default)]
+    pub active_features: usize,
 }
 
 /// A finished (or, while running, partial) path.
@@ -296,6 +299,132 @@ fn solve_lambda(
     Ok((state, config.max_epochs, StopReason::MaxEpochs))
 }
 
+/// One λ solved: the state, the epochs it took (all screening rounds), why the last round
+/// stopped, the full gradient at the final state when the screening computed it (the next λ's
+/// strong rule starts from it) and the number of features SAGA ran on.
+struct Solved {
+    state: SagaState,
+    epochs: usize,
+    stop: StopReason,
+    grad: Option<Tensor<2>>,
+    active: usize,
+}
+
+/// Screening rounds (strong set, then the features the KKT check adds) before a λ falls back
+/// to SAGA on every feature.
+const SCREEN_ROUNDS: u64 = 8;
+
+/// Solve one λ with feature screening, as glmnet does: the sequential strong rule keeps the
+/// features that are nonzero or whose gradient at the warm start is at least `α(2λ − λ_prev)`;
+/// SAGA runs on those columns only (the n×K table is per example, so it carries over
+/// unchanged); then the full gradient checks every left-out feature's optimality condition
+/// `score ≤ λα` and any violator joins the set for another round. When the set holds more than
+/// half of the features, screening saves little and SAGA runs on all of them.
+#[allow(clippy::too_many_arguments)]
+fn solve_screened(
+    train: &DeviceSplit,
+    state: SagaState,
+    step: Step,
+    prev_lambda: f64,
+    grad: Option<Tensor<2>>,
+    config: &PathConfig,
+    seed: u64,
+    bar: &ProgressBar,
+) -> Result<Solved> {
+    let (d, k) = (train.d, train.k);
+    let full = |state: SagaState, epochs_before: usize| -> Result<Solved> {
+        let (state, epochs, stop) = solve_lambda(train, state, step, config, seed, bar)?;
+        Ok(Solved {
+            state,
+            epochs: epochs_before + epochs,
+            stop,
+            grad: None,
+            active: d,
+        })
+    };
+    if !config.screen || step.alpha == 0.0 || step.lambda == 0.0 {
+        return full(state, 0);
+    }
+    let device = train.device();
+    let grad = match grad {
+        Some(g) => g,
+        None => engine::full_gradient(train, &state.wt, &state.b, step.family).0,
+    };
+    let scores = engine::feature_scores(&grad, step.group);
+    // A zero feature counts as violating its optimality condition when its score exceeds λα
+    // by more than this relative margin: far inside the 1e-3·λα the optimality checks allow.
+    let allowed = step.lambda * step.alpha * (1.0 + 1e-4);
+    // Strong rule; a zero feature already optimal at the warm start is left to the KKT check
+    // (at λ_max that leaves nothing to solve: W = 0 and the intercept optimum are the answer).
+    let strong = step.alpha * (2.0 * step.lambda - prev_lambda);
+    let mut active: Vec<bool> = engine::nonzero_features(&state.wt)
+        .into_iter()
+        .zip(&scores)
+        .map(|(nonzero, &s)| nonzero || (s as f64 >= strong && s as f64 > allowed))
+        .collect();
+    let mut state = state;
+    let mut epochs = 0;
+    let mut stop = StopReason::Tol;
+    for round in 0..SCREEN_ROUNDS {
+        let columns: Vec<i64> = (0..d as i64).filter(|&j| active[j as usize]).collect();
+        let m = columns.len();
+        if 2 * m > d {
+            return full(state, epochs);
+        }
+        if m > 0 {
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(columns, [m]), &device);
+            let sub = train.columns(&idx, m);
+            let SagaState {
+                wt, b, table, gbar_b, ..
+            } = state;
+            let sub_state = SagaState {
+                wt: wt.select(0, idx.clone()),
+                b,
+                table,
+                // recomputed from the table when the solve starts
+                gbar_w: Tensor::zeros([m, k], &device),
+                gbar_b,
+            };
+            let round_seed = if round == 0 {
+                seed
+            } else {
+                seed ^ round.wrapping_mul(0xd1b5_4a32_d192_ed03)
+            };
+            let (solved, e, r) = solve_lambda(&sub, sub_state, step, config, round_seed, bar)?;
+            epochs += e;
+            stop = r;
+            // Every feature outside the set was zero before (the set holds all nonzero ones)
+            // and SAGA did not touch it.
+            state = SagaState {
+                wt: Tensor::zeros([d, k], &device).select_assign(0, idx, solved.wt, IndexingUpdateOp::Add),
+                b: solved.b,
+                table: solved.table,
+                gbar_w: Tensor::zeros([d, k], &device),
+                gbar_b: solved.gbar_b,
+            };
+        }
+        let g = engine::full_gradient(train, &state.wt, &state.b, step.family).0;
+        let scores = engine::feature_scores(&g, step.group);
+        let mut added = 0;
+        for (a, &s) in active.iter_mut().zip(&scores) {
+            if !*a && s as f64 > allowed {
+                *a = true;
+                added += 1;
+            }
+        }
+        if added == 0 {
+            return Ok(Solved {
+                state,
+                epochs,
+                stop,
+                grad: Some(g),
+                active: m,
+            });
+        }
+    }
+    full(state, epochs)
+}
+
 /// A problem's splits on the device, ready for the solver.
 pub struct DeviceProblem {
     pub train: DeviceSplit,
@@ -323,6 +452,7 @@ impl DeviceProblem {
 struct Run {
     index: usize,
     epochs: usize,
+    active_features: usize,
     seconds: f64,
     stop: StopReason,
     session: u32,
@@ -365,6 +495,7 @@ fn measure(
         features_used: layer.features_used(),
         nnz_per_class,
         session: run.session,
+        active_features: run.active_features,
     };
     (layer, record)
 }
@@ -453,6 +584,8 @@ pub fn run_path(
         }
     }
 
+    // Full gradient at the current state when the last λ's screening computed it.
+    let mut grad: Option<Tensor<2>> = None;
     let total = lambdas.len();
     let end = opts.stop_after.map_or(total, |s| s.min(total));
     for (index, &lambda) in lambdas.iter().enumerate().take(end).skip(result.records.len()) {
@@ -471,22 +604,34 @@ pub fn run_path(
         );
         let started = Instant::now();
         let lambda_seed = config.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let (next, epochs, stop) =
-            solve_lambda(&dp.train, state, step, config, lambda_seed, &bar).map_err(|e| match e {
-                SolverError::Diverged {
-                    lambda,
-                    lr,
-                    objective,
-                    ..
-                } => SolverError::Diverged {
-                    index,
-                    lambda,
-                    lr,
-                    objective,
-                },
-                e => e,
-            })?;
-        state = next;
+        let prev_lambda = if index == 0 { lambda } else { lambdas[index - 1] };
+        let solved = solve_screened(
+            &dp.train,
+            state,
+            step,
+            prev_lambda,
+            grad.take(),
+            config,
+            lambda_seed,
+            &bar,
+        )
+        .map_err(|e| match e {
+            SolverError::Diverged {
+                lambda,
+                lr,
+                objective,
+                ..
+            } => SolverError::Diverged {
+                index,
+                lambda,
+                lr,
+                objective,
+            },
+            e => e,
+        })?;
+        state = solved.state;
+        grad = solved.grad;
+        let (epochs, stop) = (solved.epochs, solved.stop);
         device
             .sync()
             .map_err(|e| SolverError::Backend(format!("{e:?}")))?;
@@ -502,6 +647,7 @@ pub fn run_path(
             Run {
                 index,
                 epochs,
+                active_features: solved.active,
                 seconds,
                 stop,
                 session,
@@ -513,8 +659,9 @@ pub fn run_path(
                 .map(|v| format!(" val {:.4}", v.score()))
                 .unwrap_or_default();
             eprintln!(
-                "λ {:>3}/{total} {lambda:.4e}: {epochs} epochs ({stop:?}) {seconds:.2}s obj {objective:.6e} kkt {kkt:.1e} nnz {}{val_txt}",
+                "λ {:>3}/{total} {lambda:.4e}: {epochs} epochs ({stop:?}) on {} features {seconds:.2}s obj {objective:.6e} kkt {kkt:.1e} nnz {}{val_txt}",
                 index + 1,
+                record.active_features,
                 record.nnz,
                 objective = record.objective,
                 kkt = record.kkt
@@ -563,11 +710,24 @@ pub fn fit_lambda(
     };
     let bar = progress_bar(&RunOptions::default(), config.max_epochs, String::new());
     let started = Instant::now();
-    let (state, epochs, stop) = solve_lambda(&dp.train, state, step, config, config.seed, &bar)?;
+    // The intercept-only start is the solution at λ_max: the strong rule starts from there.
+    let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
+    let solved = solve_screened(
+        &dp.train,
+        state,
+        step,
+        lambda_max.max(lambda),
+        None,
+        config,
+        config.seed,
+        &bar,
+    )?;
+    let (state, epochs, stop) = (solved.state, solved.epochs, solved.stop);
     let seconds = started.elapsed().as_secs_f64();
     let run = Run {
         index: 0,
         epochs,
+        active_features: solved.active,
         seconds,
         stop,
         session: 0,
