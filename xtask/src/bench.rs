@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Our solver's mini-batch size.
     #[arg(long, default_value = "256")]
     batch_size: String,
+    /// Our solver without feature screening (SAGA on every feature at every λ).
+    #[arg(long)]
+    no_screen: bool,
     /// Skip the peers' quiet-machine gate (smoke runs only: timings are then not comparable).
     #[arg(long)]
     no_wait: bool,
@@ -125,6 +128,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if let Some(n) = args.first {
         cmd.args(["--first", &n.to_string()]);
     }
+    if args.no_screen {
+        cmd.arg("--no-screen");
+    }
     run(&mut cmd)?;
     let load_end = loadavg();
     let ours = write_our_result(&args, &wl, &run_dir, &floor, (load_start, load_end))?;
@@ -160,7 +166,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         bail!("run_peers.py --summary: {}", String::from_utf8_lossy(&out.stderr));
     }
     let summary: Value = serde_json::from_slice(&out.stdout).context("summary JSON")?;
-    print_table(&summary, &floor, args.first);
+    print_table(&summary, &floor, args.first, args.no_screen);
     Ok(())
 }
 
@@ -225,7 +231,8 @@ fn write_our_result(
     let n_run = records.len();
     let first = args.first.filter(|&n| n < 100);
     let name = format!(
-        "burn-saga_{}{}.json",
+        "burn-saga{}_{}{}.json",
+        if args.no_screen { "-noscreen" } else { "" },
         args.workload,
         first.map(|n| format!("_first{n}")).unwrap_or_default()
     );
@@ -235,7 +242,11 @@ fn write_our_result(
         .map(|r| r["seconds"].as_f64().unwrap_or(0.0))
         .collect();
     let result = json!({
-        "solver": format!("burn-saga ({})", args.backend),
+        "solver": format!(
+            "burn-saga ({}{})",
+            args.backend,
+            if args.no_screen { ", no screening" } else { "" }
+        ),
         "workload": args.workload,
         "n_train": report["n_train"],
         "n_val": Value::Null,
@@ -271,7 +282,7 @@ fn fmt_opt(v: &Value, f: impl Fn(f64) -> String) -> String {
     v.as_f64().map(f).unwrap_or_else(|| "—".into())
 }
 
-fn print_table(summary: &Value, floor: &Value, first: Option<usize>) {
+fn print_table(summary: &Value, floor: &Value, first: Option<usize>, no_screen: bool) {
     let rows = summary["rows"].as_array().cloned().unwrap_or_default();
     let filter = |r: &&Value| {
         let truncated = r["run"].as_str().unwrap_or("").contains("(first");
@@ -281,9 +292,10 @@ fn print_table(summary: &Value, floor: &Value, first: Option<usize>) {
         }
     };
     let rows: Vec<&Value> = rows.iter().filter(filter).collect();
-    let ours = rows
-        .iter()
-        .find(|r| r["run"].as_str().unwrap_or("").starts_with("burn-saga"));
+    let ours = rows.iter().find(|r| {
+        let run = r["run"].as_str().unwrap_or("");
+        run.starts_with("burn-saga") && run.contains("no screening") == no_screen
+    });
     let our_time = ours.and_then(|r| r["path_time_s"].as_f64());
     let floor_s = floor["floor_s_per_epoch"].as_f64();
     println!(

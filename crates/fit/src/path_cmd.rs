@@ -65,6 +65,10 @@ pub struct PathArgs {
     /// Seed of the shuffles.
     #[arg(long, alias = "random-seed", default_value_t = 0)]
     seed: u64,
+    /// Run SAGA on every feature at every λ instead of the screened ones (strong rule + KKT
+    /// check); same optimum, slower on sparse layers.
+    #[arg(long)]
+    no_screen: bool,
     /// Selection: how far below the best validation accuracy the selected layer may be.
     #[arg(long, default_value_t = 0.05)]
     select_threshold: f64,
@@ -114,6 +118,7 @@ pub fn run(args: PathArgs) -> Result<()> {
         tol: args.tol,
         lookbehind: args.lookbehind,
         seed: args.seed,
+        screen: !args.no_screen,
         ..PathConfig::default()
     };
     config.validate()?;

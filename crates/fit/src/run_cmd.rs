@@ -75,6 +75,10 @@ pub struct RunArgs {
     pub tol: f64,
     #[arg(long, default_value_t = 3)]
     pub lookbehind: usize,
+    /// Run SAGA on every feature at every λ instead of the screened ones (strong rule + KKT
+    /// check); same optimum, slower on sparse layers.
+    #[arg(long)]
+    pub no_screen: bool,
     /// The path ends at lam_factor·λ_max.
     #[arg(long, alias = "eps", default_value_t = 1e-3)]
     pub lam_factor: f64,
@@ -429,6 +433,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         tol: args.tol,
         lookbehind: args.lookbehind,
         seed: args.random_seed,
+        screen: !args.no_screen,
         ..PathConfig::default()
     };
     config.validate()?;
