@@ -441,6 +441,11 @@ pub fn full_gradient(
 /// group: the same with column norms.
 pub fn kkt_violation(train: &DeviceSplit, state: &SagaState, step: Step) -> f64 {
     let (gw, gb) = full_gradient(train, &state.wt, &state.b, step.family);
+    kkt_violation_from(gw, gb, state, step)
+}
+
+/// [`kkt_violation`] from the full gradient `(gw, gb)` at `state`, when it is at hand.
+pub fn kkt_violation_from(gw: Tensor<2>, gb: Tensor<2>, state: &SagaState, step: Step) -> f64 {
     let (lambda, alpha) = (step.lambda, step.alpha);
     let r = gw + state.wt.clone() * (lambda * (1.0 - alpha));
     let viol = if step.group {

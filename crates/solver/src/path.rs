@@ -299,14 +299,17 @@ fn solve_lambda(
     Ok((state, config.max_epochs, StopReason::MaxEpochs))
 }
 
+/// The full gradient `(∂F/∂Wᵀ [d, K], ∂F/∂b [1, K])` of the mean loss at a state.
+type FullGradient = (Tensor<2>, Tensor<2>);
+
 /// One λ solved: the state, the epochs it took (all screening rounds), why the last round
-/// stopped, the full gradient at the final state when the screening computed it (the next λ's
-/// strong rule starts from it) and the number of features SAGA ran on.
+/// stopped, the full gradient at the final state when the screening computed it (the record's
+/// KKT violation and the next λ's strong rule use it) and the number of features SAGA ran on.
 struct Solved {
     state: SagaState,
     epochs: usize,
     stop: StopReason,
-    grad: Option<Tensor<2>>,
+    grad: Option<FullGradient>,
     active: usize,
 }
 
@@ -326,7 +329,7 @@ fn solve_screened(
     state: SagaState,
     step: Step,
     prev_lambda: f64,
-    grad: Option<Tensor<2>>,
+    grad: Option<FullGradient>,
     config: &PathConfig,
     seed: u64,
     bar: &ProgressBar,
@@ -346,11 +349,11 @@ fn solve_screened(
         return full(state, 0);
     }
     let device = train.device();
-    let grad = match grad {
+    let (gw, _) = match grad {
         Some(g) => g,
-        None => engine::full_gradient(train, &state.wt, &state.b, step.family).0,
+        None => engine::full_gradient(train, &state.wt, &state.b, step.family),
     };
-    let scores = engine::feature_scores(&grad, step.group);
+    let scores = engine::feature_scores(&gw, step.group);
     // A zero feature counts as violating its optimality condition when its score exceeds λα
     // by more than this relative margin: far inside the 1e-3·λα the optimality checks allow.
     let allowed = step.lambda * step.alpha * (1.0 + 1e-4);
@@ -403,8 +406,8 @@ fn solve_screened(
                 gbar_b: solved.gbar_b,
             };
         }
-        let g = engine::full_gradient(train, &state.wt, &state.b, step.family).0;
-        let scores = engine::feature_scores(&g, step.group);
+        let g = engine::full_gradient(train, &state.wt, &state.b, step.family);
+        let scores = engine::feature_scores(&g.0, step.group);
         let mut added = 0;
         for (a, &s) in active.iter_mut().zip(&scores) {
             if !*a && s as f64 > allowed {
@@ -459,9 +462,11 @@ struct Run {
 }
 
 /// Measure the current state at λ: the layer and its record (objective, KKT, metrics, nnz).
+/// `grad` is the full gradient at `state` when the solve already computed it.
 fn measure(
     dp: &DeviceProblem,
     state: &SagaState,
+    grad: Option<&FullGradient>,
     step: Step,
     problem: &Problem,
     standardizer: &Standardizer,
@@ -469,7 +474,10 @@ fn measure(
 ) -> (Layer, LambdaRecord) {
     let (d, k) = (problem.d(), problem.k);
     let family = problem.family;
-    let kkt = engine::kkt_violation(&dp.train, state, step);
+    let kkt = match grad {
+        Some((gw, gb)) => engine::kkt_violation_from(gw.clone(), gb.clone(), state, step),
+        None => engine::kkt_violation(&dp.train, state, step),
+    };
     let train_eval = engine::evaluate(&dp.train, &state.wt, &state.b, family);
     let wt = host(&state.wt);
     let objective = train_eval.loss + engine::penalty_host(&wt, d, k, step.lambda, step.alpha, step.group);
@@ -585,7 +593,7 @@ pub fn run_path(
     }
 
     // Full gradient at the current state when the last λ's screening computed it.
-    let mut grad: Option<Tensor<2>> = None;
+    let mut grad: Option<FullGradient> = None;
     let total = lambdas.len();
     let end = opts.stop_after.map_or(total, |s| s.min(total));
     for (index, &lambda) in lambdas.iter().enumerate().take(end).skip(result.records.len()) {
@@ -641,6 +649,7 @@ pub fn run_path(
         let (layer, record) = measure(
             &dp,
             &state,
+            grad.as_ref(),
             step,
             problem,
             standardizer,
@@ -722,17 +731,24 @@ pub fn fit_lambda(
         config.seed,
         &bar,
     )?;
-    let (state, epochs, stop) = (solved.state, solved.epochs, solved.stop);
     let seconds = started.elapsed().as_secs_f64();
     let run = Run {
         index: 0,
-        epochs,
+        epochs: solved.epochs,
         active_features: solved.active,
         seconds,
-        stop,
+        stop: solved.stop,
         session: 0,
     };
-    Ok(measure(&dp, &state, step, problem, standardizer, run))
+    Ok(measure(
+        &dp,
+        &solved.state,
+        solved.grad.as_ref(),
+        step,
+        problem,
+        standardizer,
+        run,
+    ))
 }
 
 /// λ_max of a (standardized) problem: the smallest λ at which the solution has W = 0.
