@@ -154,13 +154,9 @@ impl ConvBn {
         let (oh, ow) = ((hp - kh) / st + 1, (wp - kw) / st + 1);
         // rows i, i+st, .., i+(oh-1)*st of the padded input (and likewise columns)
         let window = |i: usize, j: usize, x: Tensor<4>| -> Tensor<4> {
-            if st == 1 {
-                x.slice([0..b, 0..c, i..i + oh, j..j + ow])
-            } else {
-                let (ie, je) = ((i + (oh - 1) * st + 1) as isize, (j + (ow - 1) * st + 1) as isize);
-                let (i, j, st) = (i as isize, j as isize, st as isize);
-                x.slice(s![.., .., i..ie;st, j..je;st])
-            }
+            let (ie, je) = ((i + (oh - 1) * st + 1) as isize, (j + (ow - 1) * st + 1) as isize);
+            let (i, j, st) = (i as isize, j as isize, st as isize);
+            x.slice(s![.., .., i..ie;st, j..je;st])
         };
         let cols = if kh == 1 && kw == 1 {
             window(0, 0, x).reshape([b, c, oh * ow])
