@@ -23,6 +23,8 @@ use std::sync::{Mutex, Once, OnceLock};
 
 pub use burn::tensor::Device;
 
+pub mod allocator;
+
 /// Backends a user can name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {

@@ -10,6 +10,10 @@
 //! ```
 //! Needs `cargo xtask fetch`. One explanation reads all D features from the same passes.
 
+/// The allocator of the `fit` binary, which runs LIME in the product (see `backend::allocator`).
+#[global_allocator]
+static GLOBAL: backend::allocator::MiMalloc = backend::allocator::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -210,6 +214,7 @@ fn image_rows(args: &Args, device: &Device) -> Vec<Row> {
 }
 
 fn main() {
+    backend::allocator::retain_freed_memory();
     let args = parse_args();
     let device = Device::flex();
     println!(

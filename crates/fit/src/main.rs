@@ -16,11 +16,12 @@ mod run_cmd;
 
 use clap::{Parser, Subcommand};
 
-/// The solver allocates a fresh mini-batch (|B|×d floats) and a few small tensors per step; with
-/// the system allocator each multi-megabyte batch is a new mmap and its pages fault in again,
-/// which cost 2.4× in epoch time on the 50,000×2,048 benchmark (0.55 s vs 0.23 s per epoch).
+/// The solver allocates a fresh mini-batch (|B|×d floats) and a few small tensors per step, the
+/// backbones a fresh buffer per activation; with the system allocator each multi-megabyte buffer
+/// is a new mmap and its pages fault in again, which cost 2.4× in epoch time on the
+/// 50,000×2,048 benchmark (0.55 s vs 0.23 s per epoch). See `backend::allocator`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: backend::allocator::MiMalloc = backend::allocator::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +56,7 @@ enum Command {
 }
 
 fn main() {
+    backend::allocator::retain_freed_memory();
     let cli = Cli::parse();
     let outcome =
         match cli.command {

@@ -12,10 +12,10 @@
 //! to the fixture venv, else `$TORCH_PYTHON` (set by `scripts/torch-env.sh`).
 //! Needs `cargo xtask fetch` (MiniLM and the snippets under `data/`, or `$FIT_DATA_DIR`).
 
-/// The allocator of the `fit` binary, which runs these backbones in the product: the
-/// system allocator maps every multi-megabyte activation afresh and faults its pages in again.
+/// The allocator of the `fit` binary, which runs these backbones in the product (see
+/// `backend::allocator`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: backend::allocator::MiMalloc = backend::allocator::MiMalloc;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,6 +74,7 @@ fn parse_args() -> Args {
 }
 
 fn main() {
+    backend::allocator::retain_freed_memory();
     let args = parse_args();
     let data = std::env::var_os("FIT_DATA_DIR")
         .map(PathBuf::from)

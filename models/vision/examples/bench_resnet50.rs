@@ -12,10 +12,10 @@
 //! else `$TORCH_PYTHON` (set by `scripts/torch-env.sh`).
 //! `BENCH_ITERS` (default 3) timed batches after one warm-up; the best is reported.
 
-/// The allocator of the `fit` binary, which runs these backbones in the product: the
-/// system allocator maps every multi-megabyte activation afresh and faults its pages in again.
+/// The allocator of the `fit` binary, which runs these backbones in the product (see
+/// `backend::allocator`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: backend::allocator::MiMalloc = backend::allocator::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -126,6 +126,7 @@ fn time_torch(threads: usize, iters: usize) -> Option<(f64, String)> {
 }
 
 fn main() {
+    backend::allocator::retain_freed_memory();
     let iters: usize = std::env::var("BENCH_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
