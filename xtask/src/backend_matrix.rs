@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::root;
+use crate::target_dir;
 
 /// Solver weights (and objectives, relatively) must agree within this on every backend.
 const SOLVER_TOL: f64 = 1e-4;
@@ -46,14 +47,6 @@ enum Outcome {
 struct Row {
     backend: String,
     outcome: Outcome,
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
-        Some(p) if p.is_absolute() => p,
-        Some(p) => root().join(p),
-        None => root().join("target"),
-    }
 }
 
 /// The torch venv's environment (PATH, VIRTUAL_ENV, LIBTORCH_USE_PYTORCH, LD_LIBRARY_PATH) from

@@ -89,7 +89,16 @@ pub fn build_fit(backend: &str) -> Result<PathBuf> {
         cmd.args(["--features", backend]);
     }
     run(&mut cmd)?;
-    Ok(root().join("target/release/fit"))
+    Ok(target_dir().join("release/fit"))
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace root) or `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        Some(p) => root().join(p),
+        None => root().join("target"),
+    }
 }
 
 /// `fit path` on the `X_train.npy`/`X_val.npy` files (labels beside them) in `dir`, into `out`.

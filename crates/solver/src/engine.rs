@@ -4,7 +4,7 @@
 //!
 //! Everything here is backend-agnostic: tensors follow the `Device` they were created on.
 
-use burn::tensor::activation::{log_softmax, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::config::Family;
@@ -78,9 +78,14 @@ pub fn nonzero_features(wt: &Tensor<2>) -> Vec<bool> {
 pub fn loss_and_grad(family: Family, logits: Tensor<2>, y: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     match family {
         Family::Multinomial => {
-            let lsm = log_softmax(logits, 1);
-            let loss = (lsm.clone() * y.clone()).sum_dim(1).neg();
-            (lsm.exp() - y, loss)
+            // One exp per logit (log_softmax then exp took two, and exp was an eighth of an
+            // epoch at K = 100): p = e/s with e = exp(z − max z), s = Σ e, and for one-hot y
+            // the loss −Σ_k y_k log p_k = log s − Σ_k y_k (z_k − max z).
+            let z = logits.clone() - logits.max_dim(1);
+            let e = z.clone().exp();
+            let s = e.clone().sum_dim(1);
+            let loss = s.clone().log() - (z * y.clone()).sum_dim(1);
+            (e / s - y, loss)
         }
         Family::Gaussian => {
             let r = logits - y;
@@ -129,8 +134,14 @@ pub fn prox(v: Tensor<2>, lr: f64, lambda: f64, alpha: f64, group: bool) -> Tens
         let scale = (norms.recip() * (-shrink) + 1.0).clamp_min(0.0);
         v * scale / ridge
     } else {
-        let mag = (v.clone().abs() - shrink).clamp_min(0.0);
-        v.sign() * mag / ridge
+        // soft-threshold as v − clamp(v, −shrink, shrink): equal in f32 to sign(v)·max(|v| −
+        // shrink, 0) (the same one subtraction) in two passes over W instead of five.
+        let soft = v.clone() - v.clamp(-shrink, shrink);
+        if ridge == 1.0 {
+            soft
+        } else {
+            soft / ridge
+        }
     }
 }
 
@@ -298,7 +309,7 @@ pub struct Step {
 /// reference would copy the whole table on every batch).
 pub fn saga_epoch(
     train: &DeviceSplit,
-    mut state: SagaState,
+    state: SagaState,
     perm: &[i64],
     batch: usize,
     step: Step,
@@ -310,6 +321,17 @@ pub fn saga_epoch(
     let wt_prev = state.wt.clone();
     let b_prev = state.b.clone();
     let mut loss_sum = Tensor::<1>::zeros([1], &device);
+    // Taken apart so each update below consumes the only handle to its tensor: `x.clone().op()`
+    // on a field would leave the field's handle alive during the op, and flex (like the other
+    // CPU backends) then copies the whole buffer instead of updating it in place — for the
+    // n×K table that was 2–8 MB per batch, a third of the epoch on the 100-class benchmark.
+    let SagaState {
+        mut wt,
+        mut b,
+        mut table,
+        mut gbar_w,
+        mut gbar_b,
+    } = state;
 
     let mut start = 0;
     while start < n {
@@ -318,9 +340,9 @@ pub fn saga_epoch(
         let idx = perm.clone().slice(start..end);
         let xb = train.x.clone().select(0, idx.clone());
         let yb = train.y.clone().select(0, idx.clone());
-        let tb = state.table.clone().select(0, idx.clone());
+        let tb = table.clone().select(0, idx.clone());
 
-        let logits = xb.clone().matmul(state.wt.clone()) + state.b.clone();
+        let logits = xb.clone().matmul(wt.clone()) + b.clone();
         let (mut a, mut loss) = loss_and_grad(step.family, logits, yb);
         if let Some(w) = &train.w {
             let wb = w.clone().select(0, idx.clone());
@@ -330,29 +352,28 @@ pub fn saga_epoch(
         loss_sum = loss_sum + loss.sum();
 
         let delta = a - tb; // [B, K]
-                            // The one gradient GEMM, as Δᵀ·X_B ([K, B]·[B, d]) so only small tensors are transposed.
+
+        // The one gradient GEMM, as Δᵀ·X_B ([K, B]·[B, d]): 15% faster than X_Bᵀ·Δ at K = 2.
         let gsum = delta.clone().transpose().matmul(xb).transpose(); // [d, K]
         let dsum = delta.clone().sum_dim(0); // [1, K]
 
-        let gw = gsum.clone() / bsz + state.gbar_w.clone();
-        let gb = dsum.clone() / bsz + state.gbar_b.clone();
-        state.wt = prox(
-            state.wt.clone() - gw * step.lr,
-            step.lr,
-            step.lambda,
-            step.alpha,
-            step.group,
-        );
-        state.b = state.b.clone() - gb * step.lr;
+        let gw = gsum.clone() / bsz + gbar_w.clone();
+        let gb = dsum.clone() / bsz + gbar_b.clone();
+        wt = prox(wt - gw * step.lr, step.lr, step.lambda, step.alpha, step.group);
+        b = b - gb * step.lr;
 
-        state.table = state
-            .table
-            .clone()
-            .select_assign(0, idx, delta, IndexingUpdateOp::Add);
-        state.gbar_w = state.gbar_w.clone() + gsum / nf;
-        state.gbar_b = state.gbar_b.clone() + dsum / nf;
+        table = table.select_assign(0, idx, delta, IndexingUpdateOp::Add);
+        gbar_w = gbar_w + gsum / nf;
+        gbar_b = gbar_b + dsum / nf;
         start = end;
     }
+    let state = SagaState {
+        wt,
+        b,
+        table,
+        gbar_w,
+        gbar_b,
+    };
 
     // One read: [loss sum, ‖Δθ‖², ‖θ‖², ‖W‖₁ or Σ‖W_j‖, ‖W‖²].
     let dw = (state.wt.clone() - wt_prev).square().sum() + (state.b.clone() - b_prev).square().sum();
