@@ -304,9 +304,10 @@ pub struct Step {
 
 /// One pass of mini-batch SAGA over the training split in the order `perm`.
 ///
-/// The state is taken by value so every update of the n×K table, the averages and the weights
-/// holds the only reference to its tensor and the backend can update it in place (a shared
-/// reference would copy the whole table on every batch).
+/// The state is taken by value and apart, so every update of the n×K table, the averages and
+/// the weights consumes the only handle to its tensor and flex updates it in place. A
+/// `field.clone().op()` keeps the field's handle alive during the op and flex then copies the
+/// whole buffer: for the table that was 2–8 MB per batch, a third of the epoch on `w3`.
 pub fn saga_epoch(
     train: &DeviceSplit,
     state: SagaState,
@@ -321,10 +322,6 @@ pub fn saga_epoch(
     let wt_prev = state.wt.clone();
     let b_prev = state.b.clone();
     let mut loss_sum = Tensor::<1>::zeros([1], &device);
-    // Taken apart so each update below consumes the only handle to its tensor: `x.clone().op()`
-    // on a field would leave the field's handle alive during the op, and flex (like the other
-    // CPU backends) then copies the whole buffer instead of updating it in place — for the
-    // n×K table that was 2–8 MB per batch, a third of the epoch on the 100-class benchmark.
     let SagaState {
         mut wt,
         mut b,
