@@ -180,6 +180,8 @@ fn host(t: &Tensor<2>) -> Vec<f32> {
 struct Checkpoint {
     completed: usize,
     state: (Vec<f32>, Vec<f32>, Vec<f32>),
+    /// The step multiplier reached (see [`AUTO_STEP_BOOST`]).
+    boost: f64,
     records: Vec<LambdaRecord>,
 }
 
@@ -187,6 +189,7 @@ fn save_checkpoint(
     path: &Path,
     fp: &str,
     state: &SagaState,
+    boost: f64,
     dims: (usize, usize, usize),
     result: &PathResult,
 ) -> Result<()> {
@@ -195,6 +198,7 @@ fn save_checkpoint(
     let mut meta = HashMap::new();
     meta.insert("fingerprint".to_string(), fp.to_string());
     meta.insert("completed".to_string(), result.records.len().to_string());
+    meta.insert("boost".to_string(), format!("{boost:e}"));
     meta.insert(
         "records".to_string(),
         serde_json::to_string(&result.records).expect("records serialize"),
@@ -240,14 +244,42 @@ fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize, usize)) -> Result
         }
     };
     let state = (take("wt", d * k)?, take("b", k)?, take("table", n * k)?);
+    let boost: f64 = meta
+        .get("boost")
+        .and_then(|b| b.parse().ok())
+        .ok_or_else(|| mismatch("no step multiplier ('boost')".into()))?;
     Ok(Some(Checkpoint {
         completed,
         state,
+        boost,
         records,
     }))
 }
 
-/// Run SAGA at one λ from the given state until a stopping rule fires.
+/// Along a path, `--lr auto` raises the data's smoothness step `1/(3L(b))` up to this
+/// multiple. That step bounds the loss curvature by its global maximum (1/2 for softmax): about
+/// right at the head of the path, where predictions are uncertain, and far above the curvature
+/// once the layer predicts confidently. Measured on the `w2` benchmark at λ #90: 1× took 178
+/// epochs to the tolerance, 12× 65 epochs to a lower objective, 24× drifted away within 250
+/// epochs; near λ_max 4× already rose. So the multiplier doubles after every λ solved without
+/// instability, and halves (restarting the λ) when an epoch shows it, down to 1×, the step the
+/// theory covers.
+pub const AUTO_STEP_BOOST: f64 = 8.0;
+
+/// How one SAGA run at one λ ended.
+enum Outcome {
+    Done(SagaState, usize, StopReason),
+    /// The boosted step showed instability after this many epochs.
+    Unstable(usize),
+    /// The boosted step stopped improving the epoch objective (the lookbehind rule): its
+    /// noise hides the progress left; the state after this many epochs is worth keeping.
+    Plateau(SagaState, usize),
+}
+
+/// Run SAGA at one λ from the given state until a stopping rule fires. With `guard` (a step
+/// above the theory's), an epoch objective that is not finite or rises more than 0.1% above
+/// the best so far ends the run as [`Outcome::Unstable`], and a lookbehind stop as
+/// [`Outcome::Plateau`].
 fn solve_lambda(
     train: &DeviceSplit,
     mut state: SagaState,
@@ -255,7 +287,8 @@ fn solve_lambda(
     config: &PathConfig,
     seed: u64,
     bar: &ProgressBar,
-) -> Result<(SagaState, usize, StopReason)> {
+    guard: bool,
+) -> Result<Outcome> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut perm: Vec<i64> = (0..train.n as i64).collect();
     state.refresh_average(train);
@@ -273,6 +306,10 @@ fn solve_lambda(
             "obj {:.6e}  Δw {:.1e}",
             summary.objective, summary.rel_change
         ));
+        let rising = summary.objective > best + 1e-3 * best.abs();
+        if guard && (!summary.objective.is_finite() || rising) {
+            return Ok(Outcome::Unstable(epoch));
+        }
         if !summary.objective.is_finite() {
             return Err(SolverError::Diverged {
                 index: 0,
@@ -282,7 +319,7 @@ fn solve_lambda(
             });
         }
         if summary.rel_change <= config.tol {
-            return Ok((state, epoch, StopReason::Tol));
+            return Ok(Outcome::Done(state, epoch, StopReason::Tol));
         }
         // Lookbehind: the epoch objective has stopped improving at all (a plateau at the
         // precision of f32 arithmetic, where the weight change may never fall below tol).
@@ -292,11 +329,58 @@ fn solve_lambda(
         } else {
             since_best += 1;
             if config.lookbehind > 0 && since_best >= config.lookbehind {
-                return Ok((state, epoch, StopReason::Lookbehind));
+                if guard {
+                    return Ok(Outcome::Plateau(state, epoch));
+                }
+                return Ok(Outcome::Done(state, epoch, StopReason::Lookbehind));
             }
         }
     }
-    Ok((state, config.max_epochs, StopReason::MaxEpochs))
+    Ok(Outcome::Done(state, config.max_epochs, StopReason::MaxEpochs))
+}
+
+/// [`solve_lambda`] at `step.lr × boost`; when the boosted step proves unstable, `boost`
+/// halves (the caller keeps it for the next λ) and the λ restarts from `state`; when it
+/// reaches a plateau, the step halves for this λ and SAGA goes on from where it got (a
+/// smaller step averages out the noise that hid the remaining progress from the lookbehind
+/// rule).
+/// Returns the state, the epochs of every try, the stop reason and the step finally used.
+fn solve_boosted(
+    train: &DeviceSplit,
+    mut state: SagaState,
+    step: Step,
+    boost: &mut f64,
+    config: &PathConfig,
+    seed: u64,
+    bar: &ProgressBar,
+) -> Result<(SagaState, usize, StopReason, f64)> {
+    let mut spent = 0;
+    // The multiplier of this try: a plateau lowers it for the rest of this λ only, an
+    // instability for the path (through `boost`).
+    let mut local = *boost;
+    loop {
+        let guard = local > 1.0;
+        let trial = Step {
+            lr: step.lr * local,
+            ..step
+        };
+        // One copy of the state per try, kept only while a restart is possible.
+        let start = guard.then(|| state.clone());
+        match solve_lambda(train, state, trial, config, seed, bar, guard)? {
+            Outcome::Done(state, epochs, stop) => return Ok((state, spent + epochs, stop, trial.lr)),
+            Outcome::Unstable(epochs) => {
+                spent += epochs;
+                *boost = (local / 2.0).max(1.0);
+                local = *boost;
+                state = start.expect("a guarded try keeps its start");
+            }
+            Outcome::Plateau(reached, epochs) => {
+                spent += epochs;
+                local = (local / 2.0).max(1.0);
+                state = reached;
+            }
+        }
+    }
 }
 
 /// The full gradient `(∂F/∂Wᵀ [d, K], ∂F/∂b [1, K])` of the mean loss at a state.
@@ -311,6 +395,8 @@ struct Solved {
     stop: StopReason,
     grad: Option<FullGradient>,
     active: usize,
+    /// The step of the last SAGA run (the boosted one when `--lr auto`).
+    lr: f64,
 }
 
 /// Screening rounds (strong set, then the features the KKT check adds) before a λ falls back
@@ -330,23 +416,25 @@ fn solve_screened(
     step: Step,
     prev_lambda: f64,
     grad: Option<FullGradient>,
+    boost: &mut f64,
     config: &PathConfig,
     seed: u64,
     bar: &ProgressBar,
 ) -> Result<Solved> {
     let (d, k) = (train.d, train.k);
-    let full = |state: SagaState, epochs_before: usize| -> Result<Solved> {
-        let (state, epochs, stop) = solve_lambda(train, state, step, config, seed, bar)?;
+    let full = |state: SagaState, epochs_before: usize, boost: &mut f64| -> Result<Solved> {
+        let (state, epochs, stop, lr) = solve_boosted(train, state, step, boost, config, seed, bar)?;
         Ok(Solved {
             state,
             epochs: epochs_before + epochs,
             stop,
             grad: None,
             active: d,
+            lr,
         })
     };
     if !config.screen || step.alpha == 0.0 || step.lambda == 0.0 {
-        return full(state, 0);
+        return full(state, 0, boost);
     }
     let device = train.device();
     let (gw, _) = match grad {
@@ -368,11 +456,12 @@ fn solve_screened(
     let mut state = state;
     let mut epochs = 0;
     let mut stop = StopReason::Tol;
+    let mut lr = step.lr * *boost;
     for round in 0..SCREEN_ROUNDS {
         let columns: Vec<i64> = (0..d as i64).filter(|&j| active[j as usize]).collect();
         let m = columns.len();
         if 2 * m > d {
-            return full(state, epochs);
+            return full(state, epochs, boost);
         }
         if m > 0 {
             let idx = Tensor::<1, Int>::from_data(TensorData::new(columns, [m]), &device);
@@ -393,9 +482,10 @@ fn solve_screened(
             } else {
                 seed ^ round.wrapping_mul(0xd1b5_4a32_d192_ed03)
             };
-            let (solved, e, r) = solve_lambda(&sub, sub_state, step, config, round_seed, bar)?;
+            let (solved, e, r, used) = solve_boosted(&sub, sub_state, step, boost, config, round_seed, bar)?;
             epochs += e;
             stop = r;
+            lr = used;
             // Every feature outside the set was zero before (the set holds all nonzero ones)
             // and SAGA did not touch it.
             state = SagaState {
@@ -422,10 +512,11 @@ fn solve_screened(
                 stop,
                 grad: Some(g),
                 active: m,
+                lr,
             });
         }
     }
-    full(state, epochs)
+    full(state, epochs, boost)
 }
 
 /// A problem's splits on the device, ready for the solver.
@@ -524,6 +615,15 @@ fn progress_bar(opts: &RunOptions, max_epochs: usize, prefix: String) -> Progres
     bar
 }
 
+/// The step multiplier for the next λ (see [`AUTO_STEP_BOOST`]): doubled after a λ solved
+/// without instability, for `--lr auto` only (a fixed step is used as given).
+fn next_boost(config: &PathConfig, boost: f64, stable: bool) -> f64 {
+    match config.lr {
+        StepSize::Auto if stable => (boost * 2.0).min(AUTO_STEP_BOOST),
+        _ => boost,
+    }
+}
+
 /// Resolve the base step size (`--lr auto` or the fixed value).
 pub fn base_step(train: &DeviceSplit, config: &PathConfig) -> f64 {
     match config.lr {
@@ -572,6 +672,7 @@ pub fn run_path(
     };
     let mut state = SagaState::initial(&dp.train, problem.family);
     let mut session = 0;
+    let mut boost = 1.0;
 
     if let (Some(out), true) = (&opts.out_dir, opts.resume) {
         if let Some(ck) = load_checkpoint(&checkpoint_file(out), &fp, (n, d, k))? {
@@ -579,6 +680,7 @@ pub fn run_path(
             state.wt = read_tensor(device, wt, [d, k]);
             state.b = read_tensor(device, b, [1, k]);
             state.table = read_tensor(device, table, [n, k]);
+            boost = ck.boost;
             session = ck.records.iter().map(|r| r.session).max().map_or(0, |s| s + 1);
             if opts.keep_layers {
                 for i in 0..ck.completed {
@@ -613,12 +715,14 @@ pub fn run_path(
         let started = Instant::now();
         let lambda_seed = config.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let prev_lambda = if index == 0 { lambda } else { lambdas[index - 1] };
+        let boost_before = boost;
         let solved = solve_screened(
             &dp.train,
             state,
             step,
             prev_lambda,
             grad.take(),
+            &mut boost,
             config,
             lambda_seed,
             &bar,
@@ -639,6 +743,7 @@ pub fn run_path(
         })?;
         state = solved.state;
         grad = solved.grad;
+        boost = next_boost(config, boost, boost == boost_before);
         let (epochs, stop) = (solved.epochs, solved.stop);
         device
             .sync()
@@ -650,7 +755,10 @@ pub fn run_path(
             &dp,
             &state,
             grad.as_ref(),
-            step,
+            Step {
+                lr: solved.lr,
+                ..step
+            },
             problem,
             standardizer,
             Run {
@@ -689,7 +797,7 @@ pub fn run_path(
             result.layers.push(layer);
         }
         if let Some(out) = &opts.out_dir {
-            save_checkpoint(&checkpoint_file(out), &fp, &state, (n, d, k), &result)?;
+            save_checkpoint(&checkpoint_file(out), &fp, &state, boost, (n, d, k), &result)?;
         }
     }
     Ok(result)
@@ -721,12 +829,14 @@ pub fn fit_lambda(
     let started = Instant::now();
     // The intercept-only start is the solution at λ_max: the strong rule starts from there.
     let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
+    let mut boost = 1.0;
     let solved = solve_screened(
         &dp.train,
         state,
         step,
         lambda_max.max(lambda),
         None,
+        &mut boost,
         config,
         config.seed,
         &bar,
@@ -744,7 +854,10 @@ pub fn fit_lambda(
         &dp,
         &solved.state,
         solved.grad.as_ref(),
-        step,
+        Step {
+            lr: solved.lr,
+            ..step
+        },
         problem,
         standardizer,
         run,
