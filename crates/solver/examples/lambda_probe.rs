@@ -11,10 +11,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::{Tensor, TensorData};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use solver::engine::{self, DeviceSplit, SagaState, Step};
+use solver::engine::{self, DeviceSplit, EpochPlan, SagaState, Step};
 use solver::{BackendKind, Family, FeatureSource, Layer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let record = &path["records"][index];
     let k = path["k"].as_u64().ok_or("k")? as usize;
     let device = BackendKind::Flex.device()?;
-    let split = DeviceSplit::upload(&train, k, &device);
+    let split = DeviceSplit::upload(&train, k, &device).shuffle_rows(0);
     let (n, d) = (split.n, split.d);
     let load = |i: usize| -> Result<(Tensor<2>, Tensor<2>), Box<dyn std::error::Error>> {
         let layer = Layer::load(&solver::path::layer_file(&run_dir, i))?;
@@ -76,7 +75,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             family: Family::Multinomial,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut perm: Vec<i64> = (0..n as i64).collect();
         let started = Instant::now();
         let mut epochs = 0;
         let mut trace = Vec::new();
@@ -85,8 +83,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if epoch > 1 && (epoch - 1) % 10 == 0 {
                 state.refresh_average(&split);
             }
-            perm.shuffle(&mut rng);
-            let (next, s) = engine::saga_epoch(&split, state, &perm, 256, step);
+            let plan = EpochPlan::random(n, 256, &mut rng);
+            let (next, s) = engine::saga_epoch(&split, state, &plan, step);
             state = next;
             epochs = epoch;
             trace.push(s.rel_change);

@@ -103,7 +103,8 @@ pub struct PathConfig {
     /// after a few epochs far from the optimum: 3 epochs and a 3× too high objective on the
     /// digits demo.) 0 = off.
     pub lookbehind: usize,
-    /// Seed of the per-epoch shuffles: one seed gives one path on CPU backends.
+    /// Seed of the training rows' random order and of each epoch's batch offset and order: one
+    /// seed gives one path on CPU backends.
     pub seed: u64,
     /// Recompute the SAGA gradient average exactly from the table every this many epochs
     /// (0 = only at the start of each λ). Stops f32 drift of the running average.

@@ -8,14 +8,13 @@ use std::time::Instant;
 
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Family, PathConfig, StepSize};
 use crate::data::{Problem, Standardizer};
-use crate::engine::{self, DeviceSplit, SagaState, Step};
+use crate::engine::{self, DeviceSplit, EpochPlan, SagaState, Step};
 use crate::error::{Result, SolverError};
 use crate::io::{self, Array, Layer};
 
@@ -290,7 +289,6 @@ fn solve_lambda(
     guard: bool,
 ) -> Result<Outcome> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut perm: Vec<i64> = (0..train.n as i64).collect();
     state.refresh_average(train);
     let mut best = f64::INFINITY;
     let mut since_best = 0usize;
@@ -298,8 +296,8 @@ fn solve_lambda(
         if config.refresh_every > 0 && epoch > 1 && (epoch - 1) % config.refresh_every == 0 {
             state.refresh_average(train);
         }
-        perm.shuffle(&mut rng);
-        let (next, summary) = engine::saga_epoch(train, state, &perm, config.batch_size, step);
+        let plan = EpochPlan::random(train.n, config.batch_size, &mut rng);
+        let (next, summary) = engine::saga_epoch(train, state, &plan, step);
         state = next;
         bar.set_position(epoch as u64);
         bar.set_message(format!(
@@ -437,6 +435,12 @@ fn solve_screened(
         return full(state, 0, boost);
     }
     let device = train.device();
+    let nonzero = engine::nonzero_features(&state.wt);
+    // The set holds every nonzero feature: when they alone are more than half, SAGA runs on
+    // all features and the strong rule's gradient (two n×d×K GEMMs) is not needed.
+    if 2 * nonzero.iter().filter(|&&nz| nz).count() > d {
+        return full(state, 0, boost);
+    }
     let (gw, _) = match grad {
         Some(g) => g,
         None => engine::full_gradient(train, &state.wt, &state.b, step.family),
@@ -448,7 +452,7 @@ fn solve_screened(
     // Strong rule; a zero feature already optimal at the warm start is left to the KKT check
     // (at λ_max that leaves nothing to solve: W = 0 and the intercept optimum are the answer).
     let strong = step.alpha * (2.0 * step.lambda - prev_lambda);
-    let mut active: Vec<bool> = engine::nonzero_features(&state.wt)
+    let mut active: Vec<bool> = nonzero
         .into_iter()
         .zip(&scores)
         .map(|(nonzero, &s)| nonzero || (s as f64 >= strong && s as f64 > allowed))
@@ -527,9 +531,11 @@ pub struct DeviceProblem {
 }
 
 impl DeviceProblem {
-    pub fn upload(problem: &Problem, device: &Device) -> Self {
+    /// Upload every split; the training rows go in the random order of `seed` (see
+    /// [`DeviceSplit::shuffle_rows`]).
+    pub fn upload(problem: &Problem, device: &Device, seed: u64) -> Self {
         DeviceProblem {
-            train: DeviceSplit::upload(&problem.train, problem.k, device),
+            train: DeviceSplit::upload(&problem.train, problem.k, device).shuffle_rows(seed),
             val: problem
                 .val
                 .as_ref()
@@ -650,7 +656,7 @@ pub fn run_path(
             problem.family, config.family
         )));
     }
-    let dp = DeviceProblem::upload(problem, device);
+    let dp = DeviceProblem::upload(problem, device, config.seed);
     let (n, d, k) = (problem.train.n, problem.d(), problem.k);
     let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
     let lambdas = config.lambdas(lambda_max);
@@ -815,7 +821,7 @@ pub fn fit_lambda(
     if !(lambda >= 0.0 && lambda.is_finite()) {
         return Err(SolverError::Config(format!("lambda must be >= 0, got {lambda}")));
     }
-    let dp = DeviceProblem::upload(problem, device);
+    let dp = DeviceProblem::upload(problem, device, config.seed);
     let state = SagaState::initial(&dp.train, problem.family);
     let lr = base_step(&dp.train, config);
     let step = Step {
