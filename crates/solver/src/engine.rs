@@ -23,36 +23,57 @@ pub struct DeviceSplit {
 
 impl DeviceSplit {
     pub fn upload(split: &Split, k: usize, device: &Device) -> Self {
+        let w = split.weights.clone();
+        Self::from_host(
+            split.x.clone(),
+            split.target_matrix(k),
+            w,
+            split.n,
+            split.d,
+            k,
+            device,
+        )
+    }
+
+    /// [`DeviceSplit::upload`] with the rows in a random order given by `seed`: SAGA's epochs
+    /// then take consecutive rows as their batches ([`EpochPlan`]). Losses, gradients and the
+    /// objective are sums over examples, so nothing else sees the order; the n×K table follows
+    /// it. The rows are reordered on the host while building the upload's copy, so the device
+    /// holds X once (a device-side `select` needed two copies of X while it ran).
+    pub fn upload_shuffled(split: &Split, k: usize, device: &Device, seed: u64) -> Self {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
         let (n, d) = (split.n, split.d);
-        let x = Tensor::<2>::from_data(TensorData::new(split.x.clone(), [n, d]), device);
-        let y = Tensor::<2>::from_data(TensorData::new(split.target_matrix(k), [n, k]), device);
-        let w = split
-            .weights
-            .as_ref()
-            .map(|w| Tensor::<2>::from_data(TensorData::new(w.clone(), [n, 1]), device));
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let reorder = |v: &[f32], width: usize| -> Vec<f32> {
+            perm.iter()
+                .flat_map(|&i| v[i * width..(i + 1) * width].iter().copied())
+                .collect()
+        };
+        let x = reorder(&split.x, d);
+        let y = reorder(&split.target_matrix(k), k);
+        let w = split.weights.as_deref().map(|w| reorder(w, 1));
+        Self::from_host(x, y, w, n, d, k, device)
+    }
+
+    fn from_host(
+        x: Vec<f32>,
+        y: Vec<f32>,
+        w: Option<Vec<f32>>,
+        n: usize,
+        d: usize,
+        k: usize,
+        device: &Device,
+    ) -> Self {
+        let x = Tensor::<2>::from_data(TensorData::new(x, [n, d]), device);
+        let y = Tensor::<2>::from_data(TensorData::new(y, [n, k]), device);
+        let w = w.map(|w| Tensor::<2>::from_data(TensorData::new(w, [n, 1]), device));
         DeviceSplit { x, y, w, n, d, k }
     }
 
     pub fn device(&self) -> Device {
         self.x.device()
-    }
-
-    /// The same split with its rows in a random order given by `seed` (one copy of X): SAGA's
-    /// epochs then take consecutive rows as their batches ([`EpochPlan`]). Losses, gradients
-    /// and the objective are sums over examples, so nothing else sees the order; the n×K
-    /// table follows it.
-    pub fn shuffle_rows(self, seed: u64) -> DeviceSplit {
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        let mut perm: Vec<i64> = (0..self.n as i64).collect();
-        perm.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(perm, [self.n]), &self.device());
-        DeviceSplit {
-            x: self.x.select(0, idx.clone()),
-            y: self.y.select(0, idx.clone()),
-            w: self.w.map(|w| w.select(0, idx)),
-            ..self
-        }
     }
 
     /// The same split restricted to the `m` feature columns listed in `columns` (the screened
@@ -321,7 +342,7 @@ pub struct Step {
 }
 
 /// The mini-batches of one SAGA epoch over a split whose rows are already in a random order
-/// ([`DeviceSplit::shuffle_rows`], once per path): batch `j` holds the `batch` consecutive
+/// ([`DeviceSplit::upload_shuffled`], once per path): batch `j` holds the `batch` consecutive
 /// rows from `offset + j·batch` (wrapping around the end), and the batches are visited in
 /// `order`. Consecutive rows are a view of X, where a freshly shuffled epoch had to gather every
 /// batch's rows: that copy was 27% of an epoch at K = 2 (`w1`). The random offset moves the

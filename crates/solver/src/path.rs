@@ -532,10 +532,10 @@ pub struct DeviceProblem {
 
 impl DeviceProblem {
     /// Upload every split; the training rows go in the random order of `seed` (see
-    /// [`DeviceSplit::shuffle_rows`]).
+    /// [`DeviceSplit::upload_shuffled`]).
     pub fn upload(problem: &Problem, device: &Device, seed: u64) -> Self {
         DeviceProblem {
-            train: DeviceSplit::upload(&problem.train, problem.k, device).shuffle_rows(seed),
+            train: DeviceSplit::upload_shuffled(&problem.train, problem.k, device, seed),
             val: problem
                 .val
                 .as_ref()
