@@ -3,8 +3,11 @@
 //! so the shared summary computes every solver's objective gap against the same best-known
 //! objective; the table printed here adds time ratios and the per-epoch floor.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -48,6 +51,11 @@ pub struct BenchArgs {
     /// Skip the peers' quiet-machine gate (smoke runs only: timings are then not comparable).
     #[arg(long)]
     no_wait: bool,
+    /// Stop a peer once its path has run this many times our path time (plus a minute for its
+    /// imports): its row then says it was still running, a lower bound on the ratio, instead of
+    /// waiting hours for glm_saga's full path on w2/w3. Off by default.
+    #[arg(long, value_name = "RATIO")]
+    peer_limit: Option<f64>,
 }
 
 fn loadavg() -> Vec<f64> {
@@ -79,6 +87,11 @@ fn peers_cmd(workload: &str) -> Command {
 
 pub fn bench(args: BenchArgs) -> Result<()> {
     let w = args.workload.as_str();
+    if let Some(r) = args.peer_limit {
+        if !(r.is_finite() && r > 0.0) {
+            bail!("--peer-limit must be a positive ratio (got {r})");
+        }
+    }
     // 1. Peers' environment and the workload files (idempotent).
     run(Command::new("bash")
         .arg(root().join("scripts/bench-setup.sh"))
@@ -137,6 +150,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     eprintln!("wrote {}", ours.display());
 
     // 4. The peers, each in its own process, on the same files.
+    let our_seconds = path_seconds(&run_dir)?;
+    let mut unfinished = Vec::new();
     for peer in args
         .peers
         .split(',')
@@ -154,7 +169,29 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         if args.no_wait {
             cmd.arg("--no-wait");
         }
-        run(&mut cmd).with_context(|| format!("peer {peer}"))?;
+        match args.peer_limit {
+            None => run(&mut cmd).with_context(|| format!("peer {peer}"))?,
+            Some(ratio) => {
+                // A result left by an earlier run must not stand in for one stopped now.
+                let tag = format!(
+                    "{peer}_{w}{}",
+                    args.first
+                        .filter(|&n| n < 100)
+                        .map(|n| format!("_first{n}"))
+                        .unwrap_or_default()
+                );
+                let result = bench_dir().join("bench/results").join(format!("{tag}.json"));
+                if result.exists() {
+                    std::fs::rename(&result, result.with_extension("json.prev"))?;
+                }
+                let limit = Duration::from_secs_f64(ratio * our_seconds + PEER_IMPORT_ALLOWANCE_S);
+                if let Some(ran) = run_limited(&mut cmd, &format!("[{peer}/{w}] n="), limit)
+                    .with_context(|| format!("peer {peer}"))?
+                {
+                    unfinished.push((peer.to_string(), ran));
+                }
+            }
+        }
     }
     if args.reference {
         run(peers_cmd(w).args(["--solver", "ref"]))?;
@@ -167,7 +204,74 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     let summary: Value = serde_json::from_slice(&out.stdout).context("summary JSON")?;
     print_table(&summary, &floor, args.first, args.no_screen);
+    for (peer, ran) in unfinished {
+        println!(
+            "{peer}: stopped unfinished after {ran:.0} s of its path ({:.0} s allowed for its imports): \
+             slower than ours by more than {:.1}× (ours {our_seconds:.2} s)",
+            PEER_IMPORT_ALLOWANCE_S,
+            (ran - PEER_IMPORT_ALLOWANCE_S) / our_seconds
+        );
+    }
     Ok(())
+}
+
+/// Seconds granted on top of `--peer-limit`: the clock starts at the runner's start line, which
+/// it prints after loading the data but before importing its solver and starting its own timer.
+const PEER_IMPORT_ALLOWANCE_S: f64 = 60.0;
+
+/// Our path time: the sum of the per-λ seconds in the run's `path.json` (what the table shows).
+fn path_seconds(run_dir: &Path) -> Result<f64> {
+    let report: Value = serde_json::from_slice(&std::fs::read(run_dir.join("path.json"))?)?;
+    Ok(report["records"]
+        .as_array()
+        .context("records")?
+        .iter()
+        .filter_map(|r| r["seconds"].as_f64())
+        .sum())
+}
+
+/// Run a peer, echoing its output, and kill it once `limit` has passed since it printed the line
+/// starting with `start` (its quiet-machine gate can wait first; that wait is not counted).
+/// `Some(seconds since the start line)` when it was stopped, `None` when it finished.
+fn run_limited(cmd: &mut Command, start: &str, limit: Duration) -> Result<Option<f64>> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let stdout = child.stdout.take().context("peer stdout")?;
+    let (started_tx, started_rx) = mpsc::channel();
+    let start = start.to_string();
+    let echo = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if line.starts_with(&start) {
+                let _ = started_tx.send(Instant::now());
+            }
+        }
+    });
+    let mut started: Option<Instant> = None;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let _ = echo.join();
+            if !status.success() {
+                bail!("{cmd:?} failed with {status}");
+            }
+            return Ok(None);
+        }
+        if started.is_none() {
+            started = started_rx.try_recv().ok();
+        }
+        if let Some(t0) = started {
+            if t0.elapsed() >= limit {
+                let ran = t0.elapsed().as_secs_f64();
+                child.kill()?;
+                child.wait()?;
+                let _ = echo.join();
+                return Ok(Some(ran));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// f64 objective of a layer on (X, y) at λ, α = 0.99 (the peers' definition, evaluated here).
