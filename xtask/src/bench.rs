@@ -373,7 +373,8 @@ fn write_our_result(
         "nnz_per_class_abs_gt_1e-5": get("nnz_per_class"),
         "warnings": [],
         "load": {"load_at_start": load.0, "load_at_end": load.1, "note": "no gate; burn-saga runs first"},
-        "threads": 2,
+        // flex without the `rayon` feature (how `build_fit` builds fit) computes on one thread.
+        "threads": 1,
         "versions": {"burn": "0.22.1", "backend": args.backend, "lr": args.lr, "tol": args.tol, "batch_size": args.batch_size, "base_lr": report["base_lr"]},
         "floor": floor,
     });
