@@ -146,11 +146,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     run(&mut cmd)?;
     let load_end = loadavg();
-    let ours = write_our_result(&args, &wl, &run_dir, &floor, (load_start, load_end))?;
+    let (ours, our_seconds) = write_our_result(&args, &wl, &run_dir, &floor, (load_start, load_end))?;
     eprintln!("wrote {}", ours.display());
 
     // 4. The peers, each in its own process, on the same files.
-    let our_seconds = path_seconds(&run_dir)?;
     let mut unfinished = Vec::new();
     for peer in args
         .peers
@@ -173,14 +172,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             None => run(&mut cmd).with_context(|| format!("peer {peer}"))?,
             Some(ratio) => {
                 // A result left by an earlier run must not stand in for one stopped now.
-                let tag = format!(
-                    "{peer}_{w}{}",
-                    args.first
-                        .filter(|&n| n < 100)
-                        .map(|n| format!("_first{n}"))
-                        .unwrap_or_default()
-                );
-                let result = bench_dir().join("bench/results").join(format!("{tag}.json"));
+                let result = bench_dir()
+                    .join("bench/results")
+                    .join(format!("{peer}_{w}{}.json", first_suffix(args.first)));
                 if result.exists() {
                     std::fs::rename(&result, result.with_extension("json.prev"))?;
                 }
@@ -219,15 +213,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
 /// it prints after loading the data but before importing its solver and starting its own timer.
 const PEER_IMPORT_ALLOWANCE_S: f64 = 60.0;
 
-/// Our path time: the sum of the per-λ seconds in the run's `path.json` (what the table shows).
-fn path_seconds(run_dir: &Path) -> Result<f64> {
-    let report: Value = serde_json::from_slice(&std::fs::read(run_dir.join("path.json"))?)?;
-    Ok(report["records"]
-        .as_array()
-        .context("records")?
-        .iter()
-        .filter_map(|r| r["seconds"].as_f64())
-        .sum())
+/// `_firstN` in result file names (run_peers.py's tags) when only the head of the 100-λ grid ran.
+fn first_suffix(first: Option<usize>) -> String {
+    first
+        .filter(|&n| n < 100)
+        .map(|n| format!("_first{n}"))
+        .unwrap_or_default()
 }
 
 /// Run a peer, echoing its output, and kill it once `limit` has passed since it printed the line
@@ -314,7 +305,7 @@ fn write_our_result(
     run_dir: &Path,
     floor: &Value,
     load: (Vec<f64>, Vec<f64>),
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, f64)> {
     let report: Value = serde_json::from_slice(&std::fs::read(run_dir.join("path.json"))?)?;
     let records = report["records"].as_array().context("records")?;
     let (shape, x) = floats(read_npy(&wl.join("X_train.npy"))?)?;
@@ -338,13 +329,14 @@ fn write_our_result(
         "burn-saga{}_{}{}.json",
         if args.no_screen { "-noscreen" } else { "" },
         args.workload,
-        first.map(|n| format!("_first{n}")).unwrap_or_default()
+        first_suffix(args.first)
     );
     let path = bench_dir().join("bench/results").join(name);
     let seconds: Vec<f64> = records
         .iter()
         .map(|r| r["seconds"].as_f64().unwrap_or(0.0))
         .collect();
+    let total: f64 = seconds.iter().sum();
     let result = json!({
         "solver": format!(
             "burn-saga ({}{})",
@@ -361,7 +353,7 @@ fn write_our_result(
         "lambdas": get("lambda"),
         "n_lambdas_run": n_run,
         "truncated_to_first": first,
-        "total_path_time_s": seconds.iter().sum::<f64>(),
+        "total_path_time_s": total,
         "time_per_lambda_s": seconds,
         "iterations_kind": "epochs",
         "iterations_per_lambda": get("epochs"),
@@ -380,7 +372,7 @@ fn write_our_result(
     });
     std::fs::create_dir_all(path.parent().unwrap())?;
     std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
-    Ok(path)
+    Ok((path, total))
 }
 
 fn fmt_opt(v: &Value, f: impl Fn(f64) -> String) -> String {
