@@ -158,3 +158,38 @@ fn sample_weighted_path_is_optimal() {
         );
     }
 }
+
+#[test]
+fn gap_rule_alone_stops_near_the_optimum() {
+    // The weight-change rule off: only the estimated objective gap (and the f32 plateau rule)
+    // end each λ. The gap the rule estimates is a linear-convergence extrapolation, so allow
+    // 10× its tolerance; the plateau rule (no improvement in 3 epochs) measured 1.1e-6 here.
+    let gap_tol = 1e-6;
+    let (problem, st) = synthetic(Family::Multinomial, 2000, 50, 5, 1);
+    let config = PathConfig {
+        tol: 0.0,
+        gap_tol,
+        lookbehind: 3,
+        ..tight(Family::Multinomial, 0.99, false)
+    };
+    let opts = RunOptions {
+        keep_layers: true,
+        ..RunOptions::default()
+    };
+    let path = solver::run_path(&problem, &st, &config, &test_device(), &opts).expect("path runs");
+    let reference = Dense64::from_problem(&problem);
+    let mut by_gap = 0;
+    for (record, layer) in path.records.iter().zip(&path.layers) {
+        let (w, b) = layer64(layer);
+        let obj = reference.objective(&w, &b, record.lambda, 0.99, false);
+        let (_, _, best) = reference.fista(record.lambda, 0.99, false, 20_000);
+        let rel = (obj - best) / best.abs();
+        eprintln!(
+            "λ#{} epochs {} stop {:?} rel gap {rel:.2e}",
+            record.index, record.epochs, record.stop
+        );
+        assert!(rel <= 10.0 * gap_tol, "λ#{}: rel gap {rel:.2e}", record.index);
+        by_gap += usize::from(record.stop == solver::StopReason::Gap);
+    }
+    assert!(by_gap > 0, "the gap rule ended no λ");
+}

@@ -39,7 +39,9 @@ pub struct BenchArgs {
     /// Our solver's step size (`auto` or a number).
     #[arg(long, default_value = "auto")]
     lr: String,
-    /// Our solver's stopping tolerance.
+    /// Our solver's stopping tolerance (relative weight change per epoch). A value other than
+    /// the solver's default 1e-4 is named in our row and result file, so runs at two
+    /// tolerances sit side by side in the summary.
     #[arg(long, default_value = "1e-4")]
     tol: String,
     /// Our solver's mini-batch size.
@@ -56,6 +58,23 @@ pub struct BenchArgs {
     /// waiting hours for glm_saga's full path on w2/w3. Off by default.
     #[arg(long, value_name = "RATIO")]
     peer_limit: Option<f64>,
+}
+
+/// How our run is named: the solver label in the summary (`burn-saga (flex, tol 1e-3)`) and
+/// the tag of its result file (`burn-saga-tol1e-3`); screening off and a non-default tolerance
+/// are part of both, so the summary can hold several of our runs at once.
+fn our_names(args: &BenchArgs) -> (String, String) {
+    let mut label = args.backend.clone();
+    let mut tag = "burn-saga".to_string();
+    if args.no_screen {
+        label.push_str(", no screening");
+        tag.push_str("-noscreen");
+    }
+    if args.tol.parse::<f64>().ok() != Some(solver::PathConfig::default().tol) {
+        label.push_str(&format!(", tol {}", args.tol));
+        tag.push_str(&format!("-tol{}", args.tol));
+    }
+    (format!("burn-saga ({label})"), tag)
 }
 
 fn loadavg() -> Vec<f64> {
@@ -197,7 +216,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         bail!("run_peers.py --summary: {}", String::from_utf8_lossy(&out.stderr));
     }
     let summary: Value = serde_json::from_slice(&out.stdout).context("summary JSON")?;
-    print_table(&summary, &floor, args.first, args.no_screen);
+    print_table(&summary, &floor, args.first, &our_names(&args).0);
     for (peer, ran) in unfinished {
         println!(
             "{peer}: stopped unfinished after {ran:.0} s of its path ({:.0} s allowed for its imports): \
@@ -325,12 +344,8 @@ fn write_our_result(
     }
     let n_run = records.len();
     let first = args.first.filter(|&n| n < 100);
-    let name = format!(
-        "burn-saga{}_{}{}.json",
-        if args.no_screen { "-noscreen" } else { "" },
-        args.workload,
-        first_suffix(args.first)
-    );
+    let (solver_name, tag) = our_names(args);
+    let name = format!("{tag}_{}{}.json", args.workload, first_suffix(args.first));
     let path = bench_dir().join("bench/results").join(name);
     let seconds: Vec<f64> = records
         .iter()
@@ -338,11 +353,7 @@ fn write_our_result(
         .collect();
     let total: f64 = seconds.iter().sum();
     let result = json!({
-        "solver": format!(
-            "burn-saga ({}{})",
-            args.backend,
-            if args.no_screen { ", no screening" } else { "" }
-        ),
+        "solver": solver_name,
         "workload": args.workload,
         "n_train": report["n_train"],
         "n_val": Value::Null,
@@ -379,7 +390,9 @@ fn fmt_opt(v: &Value, f: impl Fn(f64) -> String) -> String {
     v.as_f64().map(f).unwrap_or_else(|| "—".into())
 }
 
-fn print_table(summary: &Value, floor: &Value, first: Option<usize>, no_screen: bool) {
+/// The summary's rows (whole-path or `--first N` ones, as this run), with time ratios against
+/// the row of this run's solver, `ours`.
+fn print_table(summary: &Value, floor: &Value, first: Option<usize>, ours: &str) {
     let rows = summary["rows"].as_array().cloned().unwrap_or_default();
     let filter = |r: &&Value| {
         let truncated = r["run"].as_str().unwrap_or("").contains("(first");
@@ -391,7 +404,9 @@ fn print_table(summary: &Value, floor: &Value, first: Option<usize>, no_screen: 
     let rows: Vec<&Value> = rows.iter().filter(filter).collect();
     let ours = rows.iter().find(|r| {
         let run = r["run"].as_str().unwrap_or("");
-        run.starts_with("burn-saga") && run.contains("no screening") == no_screen
+        run.strip_suffix(&format!(" (first {})", first.unwrap_or(0)))
+            .unwrap_or(run)
+            == ours
     });
     let our_time = ours.and_then(|r| r["path_time_s"].as_f64());
     let floor_s = floor["floor_s_per_epoch"].as_f64();

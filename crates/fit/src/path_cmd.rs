@@ -62,6 +62,12 @@ pub struct PathArgs {
     /// Also stop when the epoch objective has not improved for this many epochs (0 = off).
     #[arg(long, default_value_t = 3)]
     lookbehind: usize,
+    /// Also stop when the objective gap estimated from the epoch objectives' decrease (linear
+    /// convergence) is below this, relative to the objective (0 = off). With `--tol 0` it is
+    /// the only tolerance: it follows the curvature along the path, where a weight-change
+    /// tolerance over-solves large λ and under-solves small ones.
+    #[arg(long, default_value_t = 0.0)]
+    gap_tol: f64,
     /// Seed of the shuffles.
     #[arg(long, alias = "random-seed", default_value_t = 0)]
     seed: u64,
@@ -69,6 +75,10 @@ pub struct PathArgs {
     /// check); same optimum, slower on sparse layers.
     #[arg(long)]
     no_screen: bool,
+    /// Start every λ from the last solution itself instead of the extrapolation of the last
+    /// two (where the previous λ was solved on all features); for comparisons.
+    #[arg(long)]
+    no_extrapolate: bool,
     /// Selection: how far below the best validation accuracy the selected layer may be.
     #[arg(long, default_value_t = 0.05)]
     select_threshold: f64,
@@ -117,8 +127,10 @@ pub fn run(args: PathArgs) -> Result<()> {
         max_epochs: args.max_epochs,
         tol: args.tol,
         lookbehind: args.lookbehind,
+        gap_tol: args.gap_tol,
         seed: args.seed,
         screen: !args.no_screen,
+        extrapolate: !args.no_extrapolate,
         ..PathConfig::default()
     };
     config.validate()?;

@@ -295,6 +295,13 @@ fn killed_path_resumes_to_the_uninterrupted_result() {
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(part.join("path.json")).unwrap()).unwrap();
+    // The resumed part includes dense λ (solved on all features), whose start extrapolates the
+    // last two solutions: the checkpoint must carry the one before the last.
+    let dense = report["records"].as_array().unwrap().iter().filter(|r| {
+        r["index"].as_u64().unwrap() as usize > done_at_kill
+            && r["active_features"].as_u64() == Some(d as u64)
+    });
+    assert!(dense.count() > 0, "no dense λ after the kill");
     for r in report["records"].as_array().unwrap() {
         let index = r["index"].as_u64().unwrap() as usize;
         let session = r["session"].as_u64().unwrap();
@@ -311,4 +318,54 @@ fn killed_path_resumes_to_the_uninterrupted_result() {
         std::fs::read(full.join("selected.safetensors")).unwrap(),
         std::fs::read(part.join("selected.safetensors")).unwrap()
     );
+}
+
+#[test]
+fn path_stopped_after_first_lambdas_resumes_to_the_full_result() {
+    // Three epochs per λ leave every λ far from converged, so its result depends on where it
+    // started: a resume that lost the extrapolated start (it needs the solution before the
+    // last, kept in the checkpoint) or the SAGA table would end elsewhere.
+    let dir = common::scratch("cli", "resume-first");
+    let (d, k) = (12, 3);
+    make_split(&dir, "train", 3000, d, k, 7);
+    make_split(&dir, "val", 300, d, k, 8);
+    let args = [
+        "--k",
+        "16",
+        "--tol",
+        "0",
+        "--lookbehind",
+        "0",
+        "--max-epochs",
+        "3",
+        "--seed",
+        "5",
+    ];
+    let full = dir.join("full");
+    let out = run_path(&dir, &full, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let part = dir.join("part");
+    let out = run_path(&dir, &part, &[&args[..], &["--first", "9"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_path(&dir, &part, &[&args[..], &["--resume"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(part.join("path.json")).unwrap()).unwrap();
+    let dense_after = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["index"].as_u64().unwrap() > 9 && r["active_features"].as_u64() == Some(d as u64));
+    assert!(dense_after.count() > 0, "no dense λ after the resume point");
+    assert_eq!(
+        records_without_timing(&full),
+        records_without_timing(&part),
+        "resumed path differs"
+    );
+    for i in 0..16 {
+        let name = format!("layers/lambda_{i:03}.safetensors");
+        let a = solver::Layer::load(&full.join(&name)).unwrap();
+        let b = solver::Layer::load(&part.join(&name)).unwrap();
+        assert_eq!(a, b, "layer {i} differs after resume");
+    }
 }

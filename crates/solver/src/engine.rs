@@ -236,6 +236,18 @@ impl SagaState {
         state
     }
 
+    /// Refill the table with every example's gradient at the current (W, b) (one GEMM for the
+    /// logits): for a start moved away from the iterates the table remembers, so the first
+    /// epoch's variance-reduced steps are exact rather than corrected by stale gradients.
+    pub fn refill_table(&mut self, train: &DeviceSplit, family: Family) {
+        let logits = train.x.clone().matmul(self.wt.clone()) + self.b.clone();
+        let (mut table, _) = loss_and_grad(family, logits, train.y.clone());
+        if let Some(w) = &train.w {
+            table = table * w.clone();
+        }
+        self.table = table;
+    }
+
     /// Recompute the table average exactly (one GEMM), removing the drift of the running sums.
     pub fn refresh_average(&mut self, train: &DeviceSplit) {
         let n = train.n as f64;
