@@ -193,3 +193,33 @@ fn gap_rule_alone_stops_near_the_optimum() {
     }
     assert!(by_gap > 0, "the gap rule ended no λ");
 }
+
+#[test]
+fn a_grid_of_equal_lambdas_runs_without_an_extrapolation() {
+    // eps = 1: every λ is λ_max, so the extrapolated start has no direction (a 0/0 ratio in
+    // log λ). Without screening every λ counts as dense and would try to extrapolate.
+    let (problem, st) = synthetic(Family::Multinomial, 400, 10, 3, 8);
+    let config = PathConfig {
+        n_lambdas: 4,
+        eps: 1.0,
+        screen: false,
+        ..tight(Family::Multinomial, 0.99, false)
+    };
+    let path = solver::run_path(&problem, &st, &config, &test_device(), &RunOptions::default()).unwrap();
+    let first = path.records[0].objective;
+    for r in &path.records {
+        assert!(
+            r.objective.is_finite(),
+            "λ#{}: objective {}",
+            r.index,
+            r.objective
+        );
+        let drift = (r.objective - first).abs() / first;
+        assert!(
+            drift <= 1e-6,
+            "λ#{}: objective {} vs {first}",
+            r.index,
+            r.objective
+        );
+    }
+}

@@ -781,9 +781,12 @@ pub fn run_path(
         if let (true, true, Some(prev)) = (config.extrapolate && dense, index >= 2 && lambda > 0.0, &previous)
         {
             // In log λ: the grid's last step over the step before (1 on a log-spaced grid).
+            // (Equal λs, as with eps = 1, give no direction: 0/0.)
             let ratio = (lambda / lambdas[index - 1]).ln() / (lambdas[index - 1] / lambdas[index - 2]).ln();
-            state = extrapolated_start(state, prev, ratio);
-            state.refill_table(&dp.train, problem.family);
+            if ratio.is_finite() {
+                state = extrapolated_start(state, prev, ratio);
+                state.refill_table(&dp.train, problem.family);
+            }
         }
         let solved = solve_screened(
             &dp.train,
