@@ -297,23 +297,17 @@ fn killed_path_resumes_to_the_uninterrupted_result() {
         serde_json::from_slice(&std::fs::read(part.join("path.json")).unwrap()).unwrap();
     // The resumed part includes dense λ (solved on all features), whose start extrapolates the
     // last two solutions: the checkpoint must carry the one before the last.
-    let dense = report["records"].as_array().unwrap().iter().filter(|r| {
-        r["index"].as_u64().unwrap() as usize > done_at_kill
-            && r["active_features"].as_u64() == Some(d as u64)
-    });
-    assert!(dense.count() > 0, "no dense λ after the kill");
+    assert!(
+        dense_lambdas_after(&report, done_at_kill, d) > 0,
+        "no dense λ after the kill"
+    );
     for r in report["records"].as_array().unwrap() {
         let index = r["index"].as_u64().unwrap() as usize;
         let session = r["session"].as_u64().unwrap();
         // λ finished before the kill keep the first session's record: none was recomputed.
         assert_eq!(session, if index < done_at_kill { 0 } else { 1 }, "λ #{index}");
     }
-    for i in 0..24 {
-        let name = format!("layers/lambda_{i:03}.safetensors");
-        let a = solver::Layer::load(&full.join(&name)).unwrap();
-        let b = solver::Layer::load(&part.join(&name)).unwrap();
-        assert_eq!(a, b, "layer {i} differs after resume");
-    }
+    assert_same_layers(&full, &part, 24);
     assert_eq!(
         std::fs::read(full.join("selected.safetensors")).unwrap(),
         std::fs::read(part.join("selected.safetensors")).unwrap()
@@ -351,21 +345,37 @@ fn path_stopped_after_first_lambdas_resumes_to_the_full_result() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(part.join("path.json")).unwrap()).unwrap();
-    let dense_after = report["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["index"].as_u64().unwrap() > 9 && r["active_features"].as_u64() == Some(d as u64));
-    assert!(dense_after.count() > 0, "no dense λ after the resume point");
+    assert!(
+        dense_lambdas_after(&report, 9, d) > 0,
+        "no dense λ after the resume point"
+    );
     assert_eq!(
         records_without_timing(&full),
         records_without_timing(&part),
         "resumed path differs"
     );
-    for i in 0..16 {
+    assert_same_layers(&full, &part, 16);
+}
+
+/// λ records with an index above `index` that were solved on all `d` features (the ones whose
+/// start extrapolates the last two solutions).
+fn dense_lambdas_after(report: &serde_json::Value, index: usize, d: usize) -> usize {
+    report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["index"].as_u64().unwrap() as usize > index && r["active_features"].as_u64() == Some(d as u64)
+        })
+        .count()
+}
+
+/// The first `count` layer files of two runs are equal, bit for bit.
+fn assert_same_layers(a: &Path, b: &Path, count: usize) {
+    for i in 0..count {
         let name = format!("layers/lambda_{i:03}.safetensors");
-        let a = solver::Layer::load(&full.join(&name)).unwrap();
-        let b = solver::Layer::load(&part.join(&name)).unwrap();
-        assert_eq!(a, b, "layer {i} differs after resume");
+        let la = solver::Layer::load(&a.join(&name)).unwrap();
+        let lb = solver::Layer::load(&b.join(&name)).unwrap();
+        assert_eq!(la, lb, "layer {i} differs after resume");
     }
 }

@@ -221,10 +221,7 @@ impl SagaState {
         };
         // With W = 0 every example's logits are the bias.
         let logits = Tensor::<2>::zeros([train.n, k], &device) + b.clone();
-        let (mut table, _) = loss_and_grad(family, logits, train.y.clone());
-        if let Some(w) = &train.w {
-            table = table * w.clone();
-        }
+        let table = table_at(train, family, logits);
         let mut state = SagaState {
             wt: Tensor::zeros([d, k], &device),
             b,
@@ -241,11 +238,7 @@ impl SagaState {
     /// epoch's variance-reduced steps are exact rather than corrected by stale gradients.
     pub fn refill_table(&mut self, train: &DeviceSplit, family: Family) {
         let logits = train.x.clone().matmul(self.wt.clone()) + self.b.clone();
-        let (mut table, _) = loss_and_grad(family, logits, train.y.clone());
-        if let Some(w) = &train.w {
-            table = table * w.clone();
-        }
-        self.table = table;
+        self.table = table_at(train, family, logits);
     }
 
     /// Recompute the table average exactly (one GEMM), removing the drift of the running sums.
@@ -253,6 +246,15 @@ impl SagaState {
         let n = train.n as f64;
         self.gbar_w = train.x.clone().transpose().matmul(self.table.clone()) / n;
         self.gbar_b = self.table.clone().sum_dim(0) / n;
+    }
+}
+
+/// The SAGA table at the given logits `[n, K]`: every example's `∂loss/∂logits`, weighted.
+fn table_at(train: &DeviceSplit, family: Family, logits: Tensor<2>) -> Tensor<2> {
+    let (table, _) = loss_and_grad(family, logits, train.y.clone());
+    match &train.w {
+        Some(w) => table * w.clone(),
+        None => table,
     }
 }
 

@@ -778,8 +778,8 @@ pub fn run_path(
         let boost_before = boost;
         let last_solution = (state.wt.clone(), state.b.clone());
         let dense = result.records.last().is_some_and(|r| r.active_features == d);
-        if let (true, true, Some(prev)) = (config.extrapolate && dense, index >= 2 && lambda > 0.0, &previous)
-        {
+        let extrapolate = config.extrapolate && dense && index >= 2 && lambda > 0.0;
+        if let (true, Some(prev)) = (extrapolate, &previous) {
             // In log λ: the grid's last step over the step before (1 on a log-spaced grid).
             // (Equal λs, as with eps = 1, give no direction: 0/0.)
             let ratio = (lambda / lambdas[index - 1]).ln() / (lambdas[index - 1] / lambdas[index - 2]).ln();
