@@ -22,7 +22,7 @@ fn path_on(backend: BackendKind, family: Family, group: bool) -> solver::PathRes
         ..RunOptions::default()
     };
     let device = backend.device().expect("backend available");
-    solver::run_path(&problem, &st, &config, &device, &opts).expect("path runs")
+    solver::run_path(problem.clone(), &st, &config, &device, &opts).expect("path runs")
 }
 
 #[test]

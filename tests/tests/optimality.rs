@@ -43,7 +43,7 @@ fn check_path(family: Family, n: usize, d: usize, k: usize, alpha: f64, group: b
         keep_layers: true,
         ..RunOptions::default()
     };
-    let path = solver::run_path(&problem, &st, &config, &test_device(), &opts).expect("path runs");
+    let path = solver::run_path(problem.clone(), &st, &config, &test_device(), &opts).expect("path runs");
     let reference = Dense64::from_problem(&problem);
     assert_eq!(path.records.len(), config.n_lambdas);
     let mut failures = Vec::new();
@@ -108,7 +108,7 @@ fn lambda_max_zeroes_the_layer_and_the_next_lambda_does_not() {
         keep_layers: true,
         ..RunOptions::default()
     };
-    let path = solver::run_path(&problem, &st, &config, &test_device(), &opts).unwrap();
+    let path = solver::run_path(problem.clone(), &st, &config, &test_device(), &opts).unwrap();
     assert_eq!(path.records[0].nnz, 0, "at λ_max every weight is zero");
     assert!(path.records[1].nnz > 0, "just below λ_max some weight enters");
     // λ_max from the f64 reference: max |Xᵀ(Y − Ȳ)/n| / α.
@@ -145,7 +145,7 @@ fn sample_weighted_path_is_optimal() {
         keep_layers: true,
         ..RunOptions::default()
     };
-    let path = solver::run_path(&weighted, &st, &config, &test_device(), &opts).unwrap();
+    let path = solver::run_path(weighted.clone(), &st, &config, &test_device(), &opts).unwrap();
     let reference = Dense64::from_problem(&weighted);
     for (rec, layer) in path.records.iter().zip(&path.layers) {
         let (w, b) = layer64(layer);
@@ -176,7 +176,7 @@ fn gap_rule_alone_stops_near_the_optimum() {
         keep_layers: true,
         ..RunOptions::default()
     };
-    let path = solver::run_path(&problem, &st, &config, &test_device(), &opts).expect("path runs");
+    let path = solver::run_path(problem.clone(), &st, &config, &test_device(), &opts).expect("path runs");
     let reference = Dense64::from_problem(&problem);
     let mut by_gap = 0;
     for (record, layer) in path.records.iter().zip(&path.layers) {
@@ -205,7 +205,14 @@ fn a_grid_of_equal_lambdas_runs_without_an_extrapolation() {
         screen: false,
         ..tight(Family::Multinomial, 0.99, false)
     };
-    let path = solver::run_path(&problem, &st, &config, &test_device(), &RunOptions::default()).unwrap();
+    let path = solver::run_path(
+        problem.clone(),
+        &st,
+        &config,
+        &test_device(),
+        &RunOptions::default(),
+    )
+    .unwrap();
     let first = path.records[0].objective;
     for r in &path.records {
         assert!(

@@ -37,6 +37,19 @@ pub struct PathArgs {
     /// Number of λ values on the path.
     #[arg(long, default_value_t = 100)]
     k: usize,
+    /// Fit this one λ instead of a path (from the λ_max solution, as Label-free CBM runs
+    /// glm_saga with k=1); --k and --eps are then unused.
+    #[arg(long, conflicts_with_all = ["k", "eps"])]
+    lambda: Option<f64>,
+    /// End the path after the first λ whose layer has at least N nonzero weights per class on
+    /// average (ImageNet layers are read at ~20 per class).
+    #[arg(long, value_name = "N")]
+    max_features_per_class: Option<f64>,
+    /// A reference validation accuracy (e.g. the backbone's own head): selection keeps the
+    /// sparsest layer within --select-threshold of it instead of the path's best, and the path
+    /// ends once a λ reaches that band.
+    #[arg(long, value_name = "ACC")]
+    reference_accuracy: Option<f64>,
     /// The path ends at eps·λ_max.
     #[arg(long, alias = "lam-factor", default_value_t = 1e-3)]
     eps: f64,
@@ -131,6 +144,7 @@ pub fn run(args: PathArgs) -> Result<()> {
         seed: args.seed,
         screen: !args.no_screen,
         extrapolate: !args.no_extrapolate,
+        lambda: args.lambda,
         ..PathConfig::default()
     };
     config.validate()?;
@@ -139,6 +153,18 @@ pub fn run(args: PathArgs) -> Result<()> {
     } else {
         Threshold::Absolute(args.select_threshold)
     };
+    threshold.validate()?;
+    RunOptions {
+        max_features_per_class: args.max_features_per_class,
+        ..RunOptions::default()
+    }
+    .validate()?;
+    if let Some(r) = args.reference_accuracy {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&r),
+            "--reference-accuracy must lie in [0, 1], got {r}"
+        );
+    }
 
     let load = |spec: &str, name: &str| -> Result<solver::Split> {
         let source = FeatureSource::parse(spec)?;
@@ -181,6 +207,8 @@ pub fn run(args: PathArgs) -> Result<()> {
         progress: !args.quiet,
         verbose: !args.quiet,
         stop_after: args.first,
+        max_features_per_class: args.max_features_per_class,
+        stop_at_val_score: args.reference_accuracy.map(|r| threshold.floor(r)),
     };
     if !args.quiet {
         eprintln!(
@@ -194,8 +222,11 @@ pub fn run(args: PathArgs) -> Result<()> {
             args.backend.name()
         );
     }
-    let result = solver::run_path(&problem, &standardizer, &config, &device, &opts)?;
-    let selection = solver::select(&result.records, threshold)?;
+    let result = solver::run_path(problem, &standardizer, &config, &device, &opts)?;
+    let selection = match args.reference_accuracy {
+        Some(r) => solver::select::select_against(&result.records, threshold, r)?,
+        None => solver::select(&result.records, threshold)?,
+    };
 
     write_path_outputs(&args.out, &result, &selection, args.backend)?;
 
@@ -207,19 +238,50 @@ pub fn run(args: PathArgs) -> Result<()> {
         best.index, best.lambda, selection.best_val_score, best.nnz, best.features_used
     );
     println!(
-        "selected: λ #{:<3} {:.4e}  val {score} {:.4}  nnz {} ({} features; per class {:?}){}",
+        "selected: λ #{:<3} {:.4e}  val {score} {:.4}  nnz {} ({} features; per class {}){}",
         sel.index,
         sel.lambda,
         selection.selected_val_score,
         sel.nnz,
         sel.features_used,
-        sel.nnz_per_class,
+        per_class_summary(&sel.nnz_per_class),
         sel.test
             .map(|t| format!("  test {score} {:.4}", t.score()))
             .unwrap_or_default()
     );
+    if let Some(reason) = &result.ended_early {
+        println!("the path ended early: {reason}");
+    }
+    if let (Some(plan), Some(peak)) = (&result.memory, result.peak_rss) {
+        println!(
+            "memory: peak RSS {:.3} GB; plan {:.3} GB (X train {:.3} + val {:.3} + test {:.3}, table {:.3})",
+            peak as f64 / 1e9,
+            plan.total() as f64 / 1e9,
+            plan.x_train as f64 / 1e9,
+            plan.x_val as f64 / 1e9,
+            plan.x_test as f64 / 1e9,
+            plan.table as f64 / 1e9
+        );
+    }
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// Nonzero weights per class for a terminal: every count for a few classes, min / median /
+/// max beyond ten (K = 1,000 would print a thousand numbers).
+pub(crate) fn per_class_summary(counts: &[usize]) -> String {
+    if counts.len() <= 10 {
+        return format!("{counts:?}");
+    }
+    let mut sorted = counts.to_vec();
+    sorted.sort_unstable();
+    format!(
+        "min {} / median {} / max {} over {} classes",
+        sorted[0],
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1],
+        sorted.len()
+    )
 }
 
 /// Copy the selected layer to `selected.safetensors` and write `path.json`, both atomically.

@@ -449,7 +449,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         keep_layers: false,
         progress: verbose,
         verbose,
-        stop_after: None,
+        ..RunOptions::default()
     };
     if verbose {
         eprintln!(
@@ -462,13 +462,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     let started = Instant::now();
-    let result = match solver::run_path(&problem, &standardizer, &config, &device, &opts) {
+    // The dense fit and the evaluation below read the splits again: the path gets a copy.
+    let result = match solver::run_path(problem.clone(), &standardizer, &config, &device, &opts) {
         // The features or settings changed since the checkpoint (a rebuilt cache, another
         // --alpha): nothing of it can be reused, so the path starts over.
         Err(solver::SolverError::CheckpointMismatch { reason, .. }) => {
             eprintln!("note: the path checkpoint in {} is for other data or settings ({reason}); starting the path over", out.display());
             solver::run_path(
-                &problem,
+                problem.clone(),
                 &standardizer,
                 &config,
                 &device,

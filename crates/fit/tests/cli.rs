@@ -379,3 +379,131 @@ fn assert_same_layers(a: &Path, b: &Path, count: usize) {
         assert_eq!(la, lb, "layer {i} differs after resume");
     }
 }
+
+fn path_report(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("path.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn checkpoint_holds_the_layer_not_the_table() {
+    // The n×K SAGA table is refilled from the layer at every λ, so the checkpoint is
+    // layer-sized whatever n is (5 GB of table at ImageNet would be rewritten every λ).
+    let dir = common::scratch("cli", "checkpoint-size");
+    let (n, d, k) = (4000, 10, 4);
+    make_split(&dir, "train", n, d, k, 31);
+    make_split(&dir, "val", 200, d, k, 32);
+    let out_dir = dir.join("out");
+    let out = run_path(&dir, &out_dir, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (tensors, _) = read_safetensors(&out_dir.join("checkpoint.safetensors")).unwrap();
+    let mut names: Vec<&str> = tensors.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["b", "b_prev", "wt", "wt_prev"]);
+    let bytes = std::fs::metadata(out_dir.join("checkpoint.safetensors"))
+        .unwrap()
+        .len();
+    assert!(bytes < (n * k * 4) as u64 / 4, "checkpoint of {bytes} bytes");
+    // The memory plan and the measured peak land in path.json.
+    let report = path_report(&out_dir);
+    assert_eq!(report["memory"]["table"].as_u64(), Some((n * k * 4) as u64));
+    assert_eq!(report["memory"]["x_train"].as_u64(), Some((n * d * 4) as u64));
+    assert!(report["peak_rss"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn fixed_lambda_fits_one_layer() {
+    let dir = common::scratch("cli", "fixed-lambda");
+    let (d, k) = (10, 3);
+    make_split(&dir, "train", 1500, d, k, 41);
+    make_split(&dir, "val", 200, d, k, 42);
+    let path_dir = dir.join("path");
+    let out = run_path(&dir, &path_dir, &["--k", "6", "--eps", "0.05"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let path = path_report(&path_dir);
+    let lambda = path["lambdas"][3].as_f64().unwrap();
+
+    let one = dir.join("one");
+    let out = path_cmd(&dir, &one)
+        .args(["--lambda", &format!("{lambda:e}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = path_report(&one);
+    let records = report["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(report["lambdas"].as_array().unwrap().len(), 1);
+    assert_eq!(records[0]["lambda"].as_f64(), Some(lambda));
+    // The same optimum as the path's λ #3 reached by warm starts (objective to 1e-4).
+    let on_path = path["records"][3]["objective"].as_f64().unwrap();
+    let alone = records[0]["objective"].as_f64().unwrap();
+    assert!(
+        (alone - on_path).abs() <= 1e-4 * on_path.abs(),
+        "fixed λ objective {alone} vs path {on_path}"
+    );
+    assert!(records[0]["kkt"].as_f64().unwrap() < 1e-2);
+
+    assert_clean_error(
+        &path_cmd(&dir, &one).arg("--lambda=-1").output().unwrap(),
+        "lambda must be a number >= 0",
+    );
+}
+
+#[test]
+fn path_ends_at_max_features_per_class_or_reference_accuracy() {
+    let dir = common::scratch("cli", "early-end");
+    let (d, k) = (16, 4);
+    make_split(&dir, "train", 2000, d, k, 51);
+    make_split(&dir, "val", 400, d, k, 52);
+    let full_dir = dir.join("full");
+    let out = run_path(&dir, &full_dir, &["--k", "20"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let full = path_report(&full_dir);
+    let full_records = full["records"].as_array().unwrap();
+    let per_class = |r: &serde_json::Value| r["nnz"].as_f64().unwrap() / k as f64;
+
+    // Features per class: the path ends at the first λ reaching 3.
+    let cap = dir.join("cap");
+    let out = run_path(&dir, &cap, &["--k", "20", "--max-features-per-class", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the path ended early"));
+    let report = path_report(&cap);
+    let records = report["records"].as_array().unwrap();
+    let first_at_cap = full_records.iter().position(|r| per_class(r) >= 3.0).unwrap();
+    assert_eq!(records.len(), first_at_cap + 1);
+    assert!(records[..first_at_cap].iter().all(|r| per_class(r) < 3.0));
+    assert!(report["ended_early"]
+        .as_str()
+        .unwrap()
+        .contains("max-features-per-class"));
+
+    // A reference accuracy: the path ends once a λ is within 0.05 of it, and that λ (the
+    // sparsest in the band) is selected.
+    let best = full["selection"]["best_val_score"].as_f64().unwrap();
+    let reference = best - 0.01;
+    let refd = dir.join("reference");
+    let out = run_path(
+        &dir,
+        &refd,
+        &["--k", "20", "--reference-accuracy", &format!("{reference}")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = path_report(&refd);
+    let records = report["records"].as_array().unwrap();
+    let last = records.last().unwrap();
+    assert!(last["val"]["accuracy"].as_f64().unwrap() >= reference - 0.05 - 1e-12);
+    assert!(records.len() < full_records.len(), "the path did not end early");
+    assert_eq!(
+        report["selection"]["selected_index"].as_u64(),
+        Some(records.len() as u64 - 1)
+    );
+    assert_eq!(report["selection"]["reference"].as_f64(), Some(reference));
+
+    assert_clean_error(
+        &run_path(&dir, &cap, &["--max-features-per-class", "0"]),
+        "max features per class must be a positive number",
+    );
+    assert_clean_error(
+        &run_path(&dir, &cap, &["--select-threshold", "nan"]),
+        "selection threshold must be a number >= 0",
+    );
+}

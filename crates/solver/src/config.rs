@@ -130,6 +130,11 @@ pub struct PathConfig {
     /// λ was solved on every feature, only to weights nonzero in both solutions.
     #[serde(default = "default_true")]
     pub extrapolate: bool,
+    /// Fit this one λ instead of a path (`n_lambdas` and `eps` are then unused): what Label-free
+    /// CBM does with glm_saga's `k=1` and a given `max_reg`. The solve starts from the λ_max
+    /// solution (W = 0, the intercept optimum), as the path does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
 }
 
 fn default_true() -> bool {
@@ -156,6 +161,7 @@ impl Default for PathConfig {
             refresh_every: 10,
             screen: true,
             extrapolate: true,
+            lambda: None,
         }
     }
 }
@@ -193,11 +199,20 @@ impl PathConfig {
         if !(self.gap_tol >= 0.0 && self.gap_tol.is_finite()) {
             return bad(format!("gap tol must be >= 0, got {}", self.gap_tol));
         }
+        if let Some(l) = self.lambda {
+            if !(l >= 0.0 && l.is_finite()) {
+                return bad(format!("lambda must be a number >= 0, got {l}"));
+            }
+        }
         Ok(())
     }
 
-    /// The λ values of the path, from λ_max down to eps·λ_max (plus 0 with `dense_end`).
+    /// The λ values of the path, from λ_max down to eps·λ_max (plus 0 with `dense_end`), or
+    /// the one fixed [`PathConfig::lambda`].
     pub fn lambdas(&self, lambda_max: f64) -> Vec<f64> {
+        if let Some(l) = self.lambda {
+            return vec![l];
+        }
         let k = self.n_lambdas;
         let mut out: Vec<f64> = (0..k)
             .map(|i| {

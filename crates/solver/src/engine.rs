@@ -2,19 +2,77 @@
 //! (design §2, one GEMM per batch for the logits and one for the gradient, never a |B|×K×d
 //! tensor), the proximal steps, and full-pass evaluations (objective, KKT, scores).
 //!
+//! Memory (design §6): X is held once, class labels stay indices (a one-hot `[n, K]` matrix is
+//! as large as the SAGA table), and every full pass over the rows (gradient, table fill,
+//! evaluation) runs in row chunks of [`FULL_PASS_ELEMENTS`] logits, so nothing n-sized exists
+//! beside X and the table.
+//!
 //! Everything here is backend-agnostic: tensors follow the `Device` they were created on.
 
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::kind::Basic;
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::config::Family;
-use crate::data::Split;
+use crate::data::{Split, Targets};
 
-/// One split uploaded to a device: features `[n, d]`, targets `[n, K]` (one-hot for classes),
-/// optional sample weights `[n, 1]`.
+/// Largest `rows × K` block a full pass materialises at once (logits, probabilities, the
+/// loss gradient): 2²³ floats = 32 MiB. Problems with `n·K` below it run in one chunk.
+pub const FULL_PASS_ELEMENTS: usize = 1 << 23;
+
+/// Row chunks `(start, len)` covering `n` rows so that a `len × width` block stays within
+/// [`FULL_PASS_ELEMENTS`] (at least 256 rows per chunk).
+pub fn row_chunks(n: usize, width: usize) -> impl Iterator<Item = (usize, usize)> {
+    let rows = (FULL_PASS_ELEMENTS / width.max(1)).max(256).min(n.max(1));
+    (0..n).step_by(rows).map(move |s| (s, rows.min(n - s)))
+}
+
+/// What a split's examples are labelled with, on the device.
+#[derive(Clone)]
+pub enum DeviceTargets {
+    /// Class indices `[n, 1]` (multinomial). The one-hot rows are never stored: the loss
+    /// gathers each example's logit and the gradient subtracts 1 at its class.
+    Classes(Tensor<2, Int>),
+    /// Real targets `[n, K]` (gaussian outputs, multilabel indicators).
+    Dense(Tensor<2>),
+}
+
+impl DeviceTargets {
+    fn upload(targets: Targets, n: usize, device: &Device) -> Self {
+        match targets {
+            Targets::Classes(labels) => {
+                DeviceTargets::Classes(Tensor::from_data(TensorData::new(labels, [n, 1]), device))
+            }
+            Targets::Dense { values, k } => {
+                DeviceTargets::Dense(Tensor::from_data(TensorData::new(values, [n, k]), device))
+            }
+        }
+    }
+
+    /// Rows `start..start+len` (wrapping past the end like [`rows`]).
+    pub fn rows(&self, start: usize, len: usize, n: usize) -> Self {
+        match self {
+            DeviceTargets::Classes(t) => DeviceTargets::Classes(rows(t.clone(), start, len, n)),
+            DeviceTargets::Dense(t) => DeviceTargets::Dense(rows(t.clone(), start, len, n)),
+        }
+    }
+
+    /// The `[rows, K]` target matrix (one-hot for classes): only ever built for a chunk.
+    pub fn dense(&self, k: usize) -> Tensor<2> {
+        match self {
+            DeviceTargets::Classes(t) => {
+                let rows = t.dims()[0];
+                t.clone().reshape([rows]).one_hot::<2>(k).float()
+            }
+            DeviceTargets::Dense(t) => t.clone(),
+        }
+    }
+}
+
+/// One split uploaded to a device: features `[n, d]`, targets, optional sample weights `[n, 1]`.
 pub struct DeviceSplit {
     pub x: Tensor<2>,
-    pub y: Tensor<2>,
+    pub y: DeviceTargets,
     pub w: Option<Tensor<2>>,
     pub n: usize,
     pub d: usize,
@@ -22,53 +80,40 @@ pub struct DeviceSplit {
 }
 
 impl DeviceSplit {
+    /// Upload a copy of a split (the caller keeps its host data).
     pub fn upload(split: &Split, k: usize, device: &Device) -> Self {
-        let w = split.weights.clone();
-        Self::from_host(
-            split.x.clone(),
-            split.target_matrix(k),
-            w,
-            split.n,
-            split.d,
-            k,
-            device,
-        )
+        Self::from_split(split.clone(), k, device, None)
     }
 
-    /// [`DeviceSplit::upload`] with the rows in a random order given by `seed`: SAGA's epochs
-    /// then take consecutive rows as their batches ([`EpochPlan`]). Losses, gradients and the
-    /// objective are sums over examples, so nothing else sees the order; the n×K table follows
-    /// it. The rows are reordered on the host while building the upload's copy, so the device
-    /// holds X once (a device-side `select` needed two copies of X while it ran).
-    pub fn upload_shuffled(split: &Split, k: usize, device: &Device, seed: u64) -> Self {
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        let (n, d) = (split.n, split.d);
-        let mut perm: Vec<usize> = (0..n).collect();
-        perm.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let reorder = |v: &[f32], width: usize| -> Vec<f32> {
-            perm.iter()
-                .flat_map(|&i| v[i * width..(i + 1) * width].iter().copied())
-                .collect()
-        };
-        let x = reorder(&split.x, d);
-        let y = reorder(&split.target_matrix(k), k);
-        let w = split.weights.as_deref().map(|w| reorder(w, 1));
-        Self::from_host(x, y, w, n, d, k, device)
-    }
-
-    fn from_host(
-        x: Vec<f32>,
-        y: Vec<f32>,
-        w: Option<Vec<f32>>,
-        n: usize,
-        d: usize,
-        k: usize,
-        device: &Device,
-    ) -> Self {
+    /// Move a split to the device, its rows first put in the random order of `shuffle_seed`
+    /// when given: SAGA's epochs then take consecutive rows as their batches ([`EpochPlan`]).
+    /// Losses, gradients and the objective are sums over examples, so nothing else sees the
+    /// order; the n×K table follows it. The rows are permuted in place on the host and the
+    /// buffer handed to the backend, so X exists once (on CPU backends the tensor is that
+    /// buffer; a GPU backend copies it to the device and the host copy is freed).
+    pub fn from_split(split: Split, k: usize, device: &Device, shuffle_seed: Option<u64>) -> Self {
+        let Split {
+            mut x,
+            n,
+            d,
+            mut targets,
+            mut weights,
+            ..
+        } = split;
+        if let Some(seed) = shuffle_seed {
+            let perm = shuffled_order(n, seed);
+            permute_rows(&mut x, d, &perm);
+            match &mut targets {
+                Targets::Classes(labels) => permute_rows(labels, 1, &perm),
+                Targets::Dense { values, k } => permute_rows(values, *k, &perm),
+            }
+            if let Some(w) = &mut weights {
+                permute_rows(w, 1, &perm);
+            }
+        }
         let x = Tensor::<2>::from_data(TensorData::new(x, [n, d]), device);
-        let y = Tensor::<2>::from_data(TensorData::new(y, [n, k]), device);
-        let w = w.map(|w| Tensor::<2>::from_data(TensorData::new(w, [n, 1]), device));
+        let y = DeviceTargets::upload(targets, n, device);
+        let w = weights.map(|w| Tensor::<2>::from_data(TensorData::new(w, [n, 1]), device));
         DeviceSplit { x, y, w, n, d, k }
     }
 
@@ -86,6 +131,63 @@ impl DeviceSplit {
             n: self.n,
             d: m,
             k: self.k,
+        }
+    }
+
+    /// Rows `start..start+len` as a split of their own (views, no copy): one chunk of a full
+    /// pass.
+    pub fn chunk(&self, start: usize, len: usize) -> DeviceSplit {
+        DeviceSplit {
+            x: self.x.clone().narrow(0, start, len),
+            y: self.y.rows(start, len, self.n),
+            w: self.w.clone().map(|w| w.narrow(0, start, len)),
+            n: len,
+            d: self.d,
+            k: self.k,
+        }
+    }
+
+    /// Row chunks of a full pass over this split whose temporaries are `rows × width` (see
+    /// [`row_chunks`]): `width` is K for logits, d for a pass that transforms X itself.
+    pub fn chunks(&self, width: usize) -> impl Iterator<Item = DeviceSplit> + '_ {
+        row_chunks(self.n, width).map(|(s, len)| self.chunk(s, len))
+    }
+}
+
+/// The seeded random order of `n` training rows (`order[i]` = the original row placed at i).
+pub fn shuffled_order(n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    perm
+}
+
+/// Reorder the rows of a row-major buffer in place: row i becomes old row `order[i]`. Follows
+/// the permutation's cycles with one row of scratch, so no second copy of the buffer exists.
+pub fn permute_rows<T: Copy>(data: &mut [T], width: usize, order: &[usize]) {
+    if width == 0 {
+        return;
+    }
+    let mut done = vec![false; order.len()];
+    let mut scratch: Vec<T> = Vec::with_capacity(width);
+    for start in 0..order.len() {
+        if done[start] || order[start] == start {
+            done[start] = true;
+            continue;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&data[start * width..(start + 1) * width]);
+        let mut i = start;
+        loop {
+            done[i] = true;
+            let src = order[i];
+            if src == start {
+                data[i * width..(i + 1) * width].copy_from_slice(&scratch);
+                break;
+            }
+            data.copy_within(src * width..(src + 1) * width, i * width);
+            i = src;
         }
     }
 }
@@ -114,16 +216,28 @@ pub fn nonzero_features(wt: &Tensor<2>) -> Vec<bool> {
 }
 
 /// Per-example gradient of the loss w.r.t. the logits `[B, K]` and the per-example loss `[B, 1]`.
-pub fn loss_and_grad(family: Family, logits: Tensor<2>, y: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+pub fn loss_and_grad(family: Family, logits: Tensor<2>, y: DeviceTargets) -> (Tensor<2>, Tensor<2>) {
+    if let (Family::Multinomial, DeviceTargets::Classes(labels)) = (family, &y) {
+        // One exp per logit (log_softmax then exp took two, and exp was an eighth of an epoch
+        // at K = 100): p = e/s with e = exp(z − max z), s = Σ e; the loss −log p_y = log s −
+        // z_y, and the gradient p − onehot(y) subtracts 1 at each example's class. Bit for bit
+        // what the one-hot product gave (its other terms were exact zeros), without a one-hot.
+        let z = logits.clone() - logits.max_dim(1);
+        let e = z.clone().exp();
+        let s = e.clone().sum_dim(1);
+        let loss = s.clone().log() - z.gather(1, labels.clone());
+        let minus_one = Tensor::<2>::full(labels.dims(), -1.0, &labels.device());
+        let grad = (e / s).scatter(1, labels.clone(), minus_one, IndexingUpdateOp::Add);
+        return (grad, loss);
+    }
+    let y = y.dense(logits.dims()[1]);
     match family {
         Family::Multinomial => {
-            // One exp per logit (log_softmax then exp took two, and exp was an eighth of an
-            // epoch at K = 100): p = e/s with e = exp(z − max z), s = Σ e, and for one-hot y
-            // the loss −Σ_k y_k log p_k = log s − Σ_k y_k (z_k − max z).
+            // Soft targets: −Σ_k y_k log p_k = (Σ y) log s − Σ_k y_k (z_k − max z).
             let z = logits.clone() - logits.max_dim(1);
             let e = z.clone().exp();
             let s = e.clone().sum_dim(1);
-            let loss = s.clone().log() - (z * y.clone()).sum_dim(1);
+            let loss = s.clone().log() * y.clone().sum_dim(1) - (z * y.clone()).sum_dim(1);
             (e / s - y, loss)
         }
         Family::Gaussian => {
@@ -219,26 +333,55 @@ impl SagaState {
                 (p.clone() / (p.neg() + 1.0)).log()
             }
         };
-        // With W = 0 every example's logits are the bias.
-        let logits = Tensor::<2>::zeros([train.n, k], &device) + b.clone();
-        let table = table_at(train, family, logits);
+        Self::at(train, family, Tensor::zeros([d, k], &device), b).0
+    }
+
+    /// The state at a given layer (`wt [d, K]`, `b [1, K]`), with the table and its averages
+    /// filled there ([`SagaState::refill`]), and the full gradient at that point.
+    pub fn at(train: &DeviceSplit, family: Family, wt: Tensor<2>, b: Tensor<2>) -> (Self, FullGradient) {
+        let device = train.device();
+        let (d, k) = (train.d, train.k);
         let mut state = SagaState {
-            wt: Tensor::zeros([d, k], &device),
+            wt,
             b,
-            table,
+            table: Tensor::zeros([1, k], &device),
             gbar_w: Tensor::zeros([d, k], &device),
             gbar_b: Tensor::zeros([1, k], &device),
         };
-        state.refresh_average(train);
-        state
+        let grad = state.refill(train, family);
+        (state, grad)
     }
 
-    /// Refill the table with every example's gradient at the current (W, b) (one GEMM for the
-    /// logits): for a start moved away from the iterates the table remembers, so the first
-    /// epoch's variance-reduced steps are exact rather than corrected by stale gradients.
-    pub fn refill_table(&mut self, train: &DeviceSplit, family: Family) {
-        let logits = train.x.clone().matmul(self.wt.clone()) + self.b.clone();
-        self.table = table_at(train, family, logits);
+    /// Refill the table with every example's gradient at the current (W, b) and the averages
+    /// with their exact values; returns the full gradient of the mean loss there (`[d, K]`,
+    /// `[1, K]`: the averages themselves), which the strong rule and the KKT check read.
+    ///
+    /// Every λ of a path starts from this table (a stale table after an extrapolated start
+    /// made the first epochs rise; at a plain warm start it is the gradient the KKT check
+    /// computes anyway). So the table is a function of (W, b): a checkpoint needs the layer,
+    /// not the n×K table (5 GB at ImageNet), and a resumed path refills the same bits.
+    /// The old table is dropped before the new one is built, so it never exists twice, and
+    /// the logits read only the features that have a nonzero weight.
+    pub fn refill(&mut self, train: &DeviceSplit, family: Family) -> FullGradient {
+        let (n, k) = (train.n, train.k);
+        let device = train.device();
+        self.table = Tensor::zeros([1, k], &device);
+        let logits = LogitsOf::new(&self.wt, &self.b);
+        let mut chunks = row_chunks(n, k).peekable();
+        let first = chunks.next().expect("a split has rows");
+        self.table = if chunks.peek().is_none() {
+            table_at(train, family, logits.of(&train.x))
+        } else {
+            let mut table = Tensor::<2>::zeros([n, k], &device);
+            for (start, len) in std::iter::once(first).chain(chunks) {
+                let part = train.chunk(start, len);
+                let a = table_at(&part, family, logits.of(&part.x));
+                table = table.slice_assign([start..start + len, 0..k], a);
+            }
+            table
+        };
+        self.refresh_average(train);
+        (self.gbar_w.clone(), self.gbar_b.clone())
     }
 
     /// Recompute the table average exactly (one GEMM), removing the drift of the running sums.
@@ -246,6 +389,55 @@ impl SagaState {
         let n = train.n as f64;
         self.gbar_w = train.x.clone().transpose().matmul(self.table.clone()) / n;
         self.gbar_b = self.table.clone().sum_dim(0) / n;
+    }
+}
+
+/// The full gradient `(∂F/∂Wᵀ [d, K], ∂F/∂b [1, K])` of the mean loss at a state.
+pub type FullGradient = (Tensor<2>, Tensor<2>);
+
+/// Logits `X·W + b` of a layer, reading only the features with a nonzero weight: at the head
+/// of an ImageNet path a few of 2,048, so a full pass costs the softmax, not a GEMM over d.
+struct LogitsOf {
+    wt: Tensor<2>,
+    b: Tensor<2>,
+    /// The nonzero features when they are fewer than half (else X is read whole).
+    columns: Option<Tensor<1, Int>>,
+}
+
+impl LogitsOf {
+    fn new(wt: &Tensor<2>, b: &Tensor<2>) -> Self {
+        let d = wt.dims()[0];
+        let used: Vec<i64> = nonzero_features(wt)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, nz)| *nz)
+            .map(|(j, _)| j as i64)
+            .collect();
+        if 2 * used.len() > d {
+            return LogitsOf {
+                wt: wt.clone(),
+                b: b.clone(),
+                columns: None,
+            };
+        }
+        let m = used.len();
+        let columns = Tensor::<1, Int>::from_data(TensorData::new(used, [m]), &wt.device());
+        LogitsOf {
+            wt: wt.clone().select(0, columns.clone()),
+            b: b.clone(),
+            columns: Some(columns),
+        }
+    }
+
+    /// Logits of the rows of `x` (`[rows, d]` → `[rows, K]`).
+    fn of(&self, x: &Tensor<2>) -> Tensor<2> {
+        let rows = x.dims()[0];
+        let k = self.b.dims()[1];
+        match &self.columns {
+            None => x.clone().matmul(self.wt.clone()) + self.b.clone(),
+            Some(c) if c.dims()[0] == 0 => Tensor::zeros([rows, k], &x.device()) + self.b.clone(),
+            Some(c) => x.clone().select(1, c.clone()).matmul(self.wt.clone()) + self.b.clone(),
+        }
     }
 }
 
@@ -258,11 +450,27 @@ fn table_at(train: &DeviceSplit, family: Family, logits: Tensor<2>) -> Tensor<2>
     }
 }
 
-/// `Σ w_i y_i / Σ w_i` as `[1, K]`.
+/// `Σ w_i y_i / Σ w_i` as `[1, K]`, summed over row chunks (class counts are exact integers
+/// in any order).
 pub fn weighted_target_mean(split: &DeviceSplit) -> Tensor<2> {
-    match &split.w {
-        None => split.y.clone().mean_dim(0),
-        Some(w) => (split.y.clone() * w.clone()).sum_dim(0) / w.clone().sum_dim(0),
+    let k = split.k;
+    let mut sum: Option<Tensor<2>> = None;
+    let mut total: Option<Tensor<2>> = None;
+    for part in split.chunks(k) {
+        let y = part.y.dense(k);
+        let (s, t) = match &part.w {
+            None => (y.sum_dim(0), None),
+            Some(w) => ((y * w.clone()).sum_dim(0), Some(w.clone().sum_dim(0))),
+        };
+        sum = Some(sum.map_or(s.clone(), |acc| acc + s));
+        if let Some(t) = t {
+            total = Some(total.map_or(t.clone(), |acc| acc + t));
+        }
+    }
+    let sum = sum.expect("a split has rows");
+    match total {
+        None => sum / split.n as f64,
+        Some(t) => sum / t,
     }
 }
 
@@ -270,12 +478,18 @@ pub fn weighted_target_mean(split: &DeviceSplit) -> Tensor<2> {
 /// `G = (1/n) Xᵀ diag(w) (Y − Ȳ_w)`; elementwise: `max |G_kj| / max(α, 1e-3)`; group: the
 /// largest feature column norm `max_j ‖G_·j‖₂` over the same denominator.
 pub fn lambda_max(train: &DeviceSplit, alpha: f64, group: bool) -> f64 {
-    let centered = train.y.clone() - weighted_target_mean(train);
-    let centered = match &train.w {
-        None => centered,
-        Some(w) => centered * w.clone(),
-    };
-    let g = train.x.clone().transpose().matmul(centered) / train.n as f64; // [d, K]
+    let ybar = weighted_target_mean(train);
+    let mut g: Option<Tensor<2>> = None;
+    for part in train.chunks(train.k) {
+        let centered = part.y.dense(train.k) - ybar.clone();
+        let centered = match &part.w {
+            None => centered,
+            Some(w) => centered * w.clone(),
+        };
+        let gp = part.x.clone().transpose().matmul(centered); // [d, K]
+        g = Some(g.map_or(gp.clone(), |acc| acc + gp));
+    }
+    let g = g.expect("a split has rows") / train.n as f64;
     let m = if group {
         g.square().sum_dim(1).sqrt().max()
     } else {
@@ -294,12 +508,17 @@ pub fn auto_step(train: &DeviceSplit, family: Family, batch: usize) -> f64 {
     let device = train.device();
     let (n, d) = (train.n, train.d);
     let c = family.curvature();
-    let row_sq = train.x.clone().square().sum_dim(1) + 1.0; // [n, 1]
-    let row_sq = match &train.w {
-        None => row_sq,
-        Some(w) => row_sq * w.clone(),
-    };
-    let l_max = c * row_sq.max().into_scalar::<f32>() as f64;
+    // max_i w_i (‖x_i‖² + 1), in row chunks: squaring X whole would copy it.
+    let mut row_sq_max = 0f32;
+    for part in train.chunks(d) {
+        let row_sq = part.x.clone().square().sum_dim(1) + 1.0; // [rows, 1]
+        let row_sq = match &part.w {
+            None => row_sq,
+            Some(w) => row_sq * w.clone(),
+        };
+        row_sq_max = row_sq_max.max(row_sq.max().into_scalar::<f32>());
+    }
+    let l_max = c * row_sq_max as f64;
 
     // Power iteration on v = (u, c0) with u ∈ R^d and the bias coordinate c0.
     let mut v = Tensor::<2>::ones([d, 1], &device) / (d as f64 + 1.0).sqrt();
@@ -356,7 +575,7 @@ pub struct Step {
 }
 
 /// The mini-batches of one SAGA epoch over a split whose rows are already in a random order
-/// ([`DeviceSplit::upload_shuffled`], once per path): batch `j` holds the `batch` consecutive
+/// ([`DeviceSplit::from_split`] with a seed, once per path): batch `j` holds the `batch` consecutive
 /// rows from `offset + j·batch` (wrapping around the end), and the batches are visited in
 /// `order`. Consecutive rows are a view of X, where a freshly shuffled epoch had to gather every
 /// batch's rows: that copy was 27% of an epoch at K = 2 (`w1`). The random offset moves the
@@ -386,7 +605,7 @@ impl EpochPlan {
 
 /// Rows `start..start+len` of `t` (`n` rows), wrapping past the last row to the first: a view
 /// unless it wraps.
-fn rows(t: Tensor<2>, start: usize, len: usize, n: usize) -> Tensor<2> {
+fn rows<K: Basic>(t: Tensor<2, K>, start: usize, len: usize, n: usize) -> Tensor<2, K> {
     if start + len <= n {
         t.narrow(0, start, len)
     } else {
@@ -440,7 +659,7 @@ pub fn saga_epoch(
         let (start, len) = plan.span(j, n);
         let bsz = len as f64;
         let xb = rows(train.x.clone(), start, len, n);
-        let yb = rows(train.y.clone(), start, len, n);
+        let yb = train.y.rows(start, len, n);
         let tb = rows(table.clone(), start, len, n);
 
         let logits = xb.clone().matmul(wt.clone()) + b.clone();
@@ -505,58 +724,82 @@ pub struct Evaluation {
     pub score: f64,
 }
 
-/// Loss and score of the layer `(wt, b)` on a split (one pass; logits are n × K).
+/// Loss and score of the layer `(wt, b)` on a split, in row chunks (see [`row_chunks`]).
 pub fn evaluate(split: &DeviceSplit, wt: &Tensor<2>, b: &Tensor<2>, family: Family) -> Evaluation {
-    let logits = split.x.clone().matmul(wt.clone()) + b.clone();
-    let (_, loss) = loss_and_grad(family, logits.clone(), split.y.clone());
-    let loss = match &split.w {
-        None => loss,
-        Some(w) => loss * w.clone(),
-    };
-    let rows: Vec<f32> = loss.try_into_vec_as::<f32>().expect("f32 loss");
-    let loss = rows.iter().map(|&v| v as f64).sum::<f64>() / split.n as f64;
-    let score = match family {
-        Family::Multinomial => {
-            let hit = logits.argmax(1).equal(split.y.clone().argmax(1)).float().sum();
-            hit.into_scalar::<f32>() as f64 / split.n as f64
+    let k = split.k;
+    let mut loss = 0f64;
+    // Hits (classifiers), or the residual and total sums of squares (gaussian).
+    let mut hits = 0f64;
+    let (mut sse, mut sst) = (0f64, 0f64);
+    let ymean = (family == Family::Gaussian).then(|| {
+        let mut sum: Option<Tensor<2>> = None;
+        for part in split.chunks(k) {
+            let s = part.y.dense(k).sum_dim(0);
+            sum = Some(sum.map_or(s.clone(), |acc| acc + s));
         }
-        Family::Multilabel => {
-            let pred = logits.greater_elem(0.0);
-            let truth = split.y.clone().greater_elem(0.5);
-            let hit = pred.equal(truth).float().sum();
-            hit.into_scalar::<f32>() as f64 / (split.n * split.k) as f64
-        }
-        Family::Gaussian => {
-            let sse: f32 = (logits - split.y.clone()).square().sum().into_scalar();
-            let centered = split.y.clone() - split.y.clone().mean_dim(0);
-            let sst: f32 = centered.square().sum().into_scalar();
-            if sst > 0.0 {
-                1.0 - sse as f64 / sst as f64
-            } else {
-                f64::NAN
+        sum.expect("a split has rows") / split.n as f64
+    });
+    let logits_of = LogitsOf::new(wt, b);
+    for part in split.chunks(k) {
+        let logits = logits_of.of(&part.x);
+        let (_, rows_loss) = loss_and_grad(family, logits.clone(), part.y.clone());
+        let rows_loss = match &part.w {
+            None => rows_loss,
+            Some(w) => rows_loss * w.clone(),
+        };
+        let rows_loss: Vec<f32> = rows_loss.try_into_vec_as::<f32>().expect("f32 loss");
+        loss += rows_loss.iter().map(|&v| v as f64).sum::<f64>();
+        match (family, &part.y) {
+            (Family::Multinomial, DeviceTargets::Classes(labels)) => {
+                let hit = logits.argmax(1).equal(labels.clone()).float().sum();
+                hits += hit.into_scalar::<f32>() as f64;
+            }
+            (Family::Multinomial, y) => {
+                let hit = logits.argmax(1).equal(y.dense(k).argmax(1)).float().sum();
+                hits += hit.into_scalar::<f32>() as f64;
+            }
+            (Family::Multilabel, y) => {
+                let pred = logits.greater_elem(0.0);
+                let truth = y.dense(k).greater_elem(0.5);
+                hits += pred.equal(truth).float().sum().into_scalar::<f32>() as f64;
+            }
+            (Family::Gaussian, y) => {
+                let y = y.dense(k);
+                sse += (logits - y.clone()).square().sum().into_scalar::<f32>() as f64;
+                let centered = y - ymean.clone().expect("gaussian mean");
+                sst += centered.square().sum().into_scalar::<f32>() as f64;
             }
         }
+    }
+    let score = match family {
+        Family::Multinomial => hits / split.n as f64,
+        Family::Multilabel => hits / (split.n * k) as f64,
+        Family::Gaussian if sst > 0.0 => 1.0 - sse / sst,
+        Family::Gaussian => f64::NAN,
     };
-    Evaluation { loss, score }
+    Evaluation {
+        loss: loss / split.n as f64,
+        score,
+    }
 }
 
-/// Full gradient of the mean loss at `(wt, b)`: `([d, K], [1, K])`.
-pub fn full_gradient(
-    train: &DeviceSplit,
-    wt: &Tensor<2>,
-    b: &Tensor<2>,
-    family: Family,
-) -> (Tensor<2>, Tensor<2>) {
-    let logits = train.x.clone().matmul(wt.clone()) + b.clone();
-    let (mut a, _) = loss_and_grad(family, logits, train.y.clone());
-    if let Some(w) = &train.w {
-        a = a * w.clone();
+/// Full gradient of the mean loss at `(wt, b)`: `([d, K], [1, K])`, in row chunks; the
+/// logits read only the features with a nonzero weight.
+pub fn full_gradient(train: &DeviceSplit, wt: &Tensor<2>, b: &Tensor<2>, family: Family) -> FullGradient {
+    let logits = LogitsOf::new(wt, b);
+    let mut sums: Option<FullGradient> = None;
+    for part in train.chunks(train.k) {
+        let a = table_at(&part, family, logits.of(&part.x));
+        let gw = part.x.clone().transpose().matmul(a.clone());
+        let gb = a.sum_dim(0);
+        sums = Some(match sums {
+            None => (gw, gb),
+            Some((sw, sb)) => (sw + gw, sb + gb),
+        });
     }
+    let (gw, gb) = sums.expect("a split has rows");
     let n = train.n as f64;
-    (
-        train.x.clone().transpose().matmul(a.clone()) / n,
-        a.sum_dim(0) / n,
-    )
+    (gw / n, gb / n)
 }
 
 /// Largest violation of the optimality conditions of design §2 (and |∂F/∂b| for the bias).
@@ -612,4 +855,98 @@ pub fn epoch_floor(train: &DeviceSplit, reps: usize) -> (f64, f64) {
     let fwd = time(&|| train.x.clone().matmul(wt.clone()));
     let bwd = time(&|| train.x.clone().transpose().matmul(a.clone()));
     (fwd, bwd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn rows_are_permuted_in_place_like_a_gather() {
+        let (n, w) = (257, 3);
+        let data: Vec<u32> = (0..(n * w) as u32).collect();
+        let order = shuffled_order(n, 11);
+        let gathered: Vec<u32> = order
+            .iter()
+            .flat_map(|&i| data[i * w..(i + 1) * w].to_vec())
+            .collect();
+        let mut inplace = data.clone();
+        permute_rows(&mut inplace, w, &order);
+        assert_eq!(inplace, gathered);
+    }
+
+    #[test]
+    fn class_labels_give_the_one_hot_loss_and_gradient_bit_for_bit() {
+        let device = Device::flex();
+        let (b, k) = (64, 7);
+        let logits = Tensor::<2>::from_data(TensorData::new(random(b * k, 1), [b, k]), &device) * 8.0;
+        let labels: Vec<i64> = (0..b as i64).map(|i| (i * 5 + 3) % k as i64).collect();
+        let onehot: Vec<f32> = labels
+            .iter()
+            .flat_map(|&l| (0..k).map(move |c| if c as i64 == l { 1.0 } else { 0.0 }))
+            .collect();
+        let classes = DeviceTargets::Classes(Tensor::from_data(TensorData::new(labels, [b, 1]), &device));
+        let (g1, l1) = loss_and_grad(Family::Multinomial, logits.clone(), classes);
+        // The former formula on a one-hot matrix: log s − Σ_k y_k z_k and p − y.
+        let y = Tensor::<2>::from_data(TensorData::new(onehot, [b, k]), &device);
+        let z = logits.clone() - logits.max_dim(1);
+        let e = z.clone().exp();
+        let s = e.clone().sum_dim(1);
+        let l2 = s.clone().log() - (z * y.clone()).sum_dim(1);
+        let g2 = e / s - y;
+        let v = |t: Tensor<2>| t.try_into_vec_as::<f32>().unwrap();
+        assert_eq!(v(g1), v(g2));
+        assert_eq!(v(l1), v(l2));
+    }
+
+    #[test]
+    fn chunked_passes_equal_one_pass() {
+        // n·K above FULL_PASS_ELEMENTS: the gradient, the table and the evaluation run in
+        // two row chunks; they must agree with the unchunked formulas.
+        let device = Device::flex();
+        let (n, d, k) = (9000, 3, 1000);
+        assert!(row_chunks(n, k).count() > 1);
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % k as i64).collect();
+        let split = Split::new("train", random(n * d, 2), n, d, Targets::Classes(labels.clone())).unwrap();
+        let train = DeviceSplit::upload(&split, k, &device);
+        let wt = Tensor::<2>::from_data(TensorData::new(random(d * k, 3), [d, k]), &device);
+        let b = Tensor::<2>::from_data(TensorData::new(random(k, 4), [1, k]), &device);
+        let (gw, gb) = full_gradient(&train, &wt, &b, Family::Multinomial);
+        let (state, (sw, sb)) = SagaState::at(&train, Family::Multinomial, wt.clone(), b.clone());
+        // One pass, with the one-hot matrix.
+        let y = train.y.dense(k);
+        let logits = train.x.clone().matmul(wt.clone()) + b.clone();
+        let z = logits.clone() - logits.clone().max_dim(1);
+        let e = z.exp();
+        let a = e.clone() / e.sum_dim(1) - y.clone();
+        let rw = train.x.clone().transpose().matmul(a.clone()) / n as f64;
+        let rb = a.clone().sum_dim(0) / n as f64;
+        let close = |x: Tensor<2>, r: Tensor<2>, what: &str| {
+            let (x, r) = (
+                x.try_into_vec_as::<f32>().unwrap(),
+                r.try_into_vec_as::<f32>().unwrap(),
+            );
+            let err = x.iter().zip(&r).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-6, "{what}: max error {err}");
+        };
+        close(gw, rw.clone(), "gradient");
+        close(gb, rb.clone(), "bias gradient");
+        close(sw, rw, "table average");
+        close(sb, rb, "table bias average");
+        close(state.table, a, "table");
+        let eval = evaluate(&train, &wt, &b, Family::Multinomial);
+        let hits: f64 = logits
+            .argmax(1)
+            .equal(y.argmax(1))
+            .float()
+            .sum()
+            .into_scalar::<f32>() as f64;
+        assert_eq!(eval.score, hits / n as f64);
+    }
 }

@@ -55,34 +55,66 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| SolverError::io(path, e))
 }
 
-/// Parse a `.npy` file (C or Fortran order; f32, f64, f16-free integer and bool dtypes).
+/// Parse a `.npy` file (C or Fortran order; f32, f64, integer and bool dtypes). The body is
+/// read in blocks straight into the converted array, so a feature file is held once, not
+/// twice (its bytes and its values) while it loads.
 pub fn read_npy(path: &Path) -> Result<Array> {
-    let bytes = read_bytes(path)?;
-    parse_npy(&bytes).map_err(|reason| SolverError::bad_file(path, reason))
+    let file = std::fs::File::open(path).map_err(|e| SolverError::io(path, e))?;
+    let len = file.metadata().map_err(|e| SolverError::io(path, e))?.len();
+    parse_npy_from(std::io::BufReader::new(file), len).map_err(|reason| SolverError::bad_file(path, reason))
 }
 
+#[cfg(test)]
 fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+    parse_npy_from(bytes, bytes.len() as u64)
+}
+
+/// Read `count` little-endian values of `size` bytes each from `r`, converted one by one.
+fn read_values<T, R: std::io::Read>(
+    r: &mut R,
+    count: usize,
+    size: usize,
+    convert: impl Fn(&[u8]) -> T,
+) -> std::result::Result<Vec<T>, String> {
+    const BLOCK: usize = 1 << 20;
+    let mut out = Vec::with_capacity(count);
+    let mut buf = vec![0u8; BLOCK * size];
+    let mut left = count;
+    while left > 0 {
+        let take = left.min(BLOCK);
+        let bytes = &mut buf[..take * size];
+        r.read_exact(bytes)
+            .map_err(|e| format!("cannot read the array's data ({e})"))?;
+        out.extend(bytes.chunks_exact(size).map(&convert));
+        left -= take;
+    }
+    Ok(out)
+}
+
+fn parse_npy_from<R: std::io::Read>(mut r: R, total_len: u64) -> std::result::Result<Array, String> {
+    let mut lead = [0u8; 10];
+    if total_len < 10 || r.read_exact(&mut lead).is_err() || &lead[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (missing the \\x93NUMPY magic)".into());
     }
-    let major = bytes[6];
+    let major = lead[6];
     let (header_len, start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        1 => (u16::from_le_bytes([lead[8], lead[9]]) as usize, 10),
         2 | 3 => {
-            if bytes.len() < 12 {
-                return Err("truncated .npy header".into());
-            }
+            let mut more = [0u8; 2];
+            r.read_exact(&mut more).map_err(|_| "truncated .npy header")?;
             (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                u32::from_le_bytes([lead[8], lead[9], more[0], more[1]]) as usize,
                 12,
             )
         }
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = bytes
-        .get(start..start + header_len)
-        .ok_or("truncated .npy header")?;
-    let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text")?;
+    if (start + header_len) as u64 > total_len {
+        return Err("truncated .npy header".into());
+    }
+    let mut header = vec![0u8; header_len];
+    r.read_exact(&mut header).map_err(|_| "truncated .npy header")?;
+    let header = std::str::from_utf8(&header).map_err(|_| "the .npy header is not text")?;
     let descr = dict_value(header, "descr").ok_or("the .npy header has no 'descr'")?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let fortran = dict_value(header, "fortran_order").ok_or("the .npy header has no 'fortran_order'")?;
@@ -95,9 +127,13 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape entry '{s}'")))
         .collect::<std::result::Result<_, _>>()?;
-    let count: usize = shape.iter().product();
-    let body = &bytes[start + header_len..];
-
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &s| acc.checked_mul(s))
+        .ok_or_else(|| format!("shape {shape:?} holds more values than memory can address"))?;
+    if descr.len() < 3 || !descr.is_char_boundary(1) || !descr.is_char_boundary(2) {
+        return Err(format!("unsupported dtype '{descr}'"));
+    }
     let (endian, code) = descr.split_at(1);
     if endian == ">" {
         return Err(format!(
@@ -106,66 +142,64 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
     }
     let size: usize = code[1..]
         .parse()
-        .map_err(|_| format!("unsupported dtype '{descr}'"))?;
-    if body.len() < count * size {
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or_else(|| format!("unsupported dtype '{descr}'"))?;
+    let body_len = total_len - (start + header_len) as u64;
+    let needed = count.checked_mul(size).map(|b| b as u64);
+    if needed.is_none_or(|b| body_len < b) {
         return Err(format!(
-            "truncated data: shape {shape:?} of '{descr}' needs {} bytes, the file has {}",
-            count * size,
-            body.len()
+            "truncated data: shape {shape:?} of '{descr}' needs {} bytes, the file has {body_len}",
+            needed.map_or_else(|| "more".to_string(), |b| b.to_string()),
         ));
     }
-    let body = &body[..count * size];
-    let chunks = body.chunks_exact(size);
+    let shape_of = || shape.clone();
     let mut array = match (&code[..1], size) {
         ("f", 4) => Array::Float {
-            shape: shape.clone(),
-            data: chunks
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 4, |c| f32::from_le_bytes(c.try_into().unwrap()))?,
         },
         ("f", 8) => Array::Float {
-            shape: shape.clone(),
-            data: chunks
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-                .collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 8, |c| {
+                f64::from_le_bytes(c.try_into().unwrap()) as f32
+            })?,
         },
         ("i", 8) => Array::Int {
-            shape: shape.clone(),
-            data: chunks
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 8, |c| i64::from_le_bytes(c.try_into().unwrap()))?,
         },
         ("i", 4) => Array::Int {
-            shape: shape.clone(),
-            data: chunks
-                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
-                .collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 4, |c| {
+                i32::from_le_bytes(c.try_into().unwrap()) as i64
+            })?,
         },
         ("i", 2) => Array::Int {
-            shape: shape.clone(),
-            data: chunks
-                .map(|c| i16::from_le_bytes(c.try_into().unwrap()) as i64)
-                .collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 2, |c| {
+                i16::from_le_bytes(c.try_into().unwrap()) as i64
+            })?,
         },
         ("i", 1) => Array::Int {
-            shape: shape.clone(),
-            data: body.iter().map(|&b| b as i8 as i64).collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 1, |c| c[0] as i8 as i64)?,
         },
         ("u", 1) | ("b", 1) => Array::Int {
-            shape: shape.clone(),
-            data: body.iter().map(|&b| b as i64).collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 1, |c| c[0] as i64)?,
         },
         ("u", 2) => Array::Int {
-            shape: shape.clone(),
-            data: chunks
-                .map(|c| u16::from_le_bytes(c.try_into().unwrap()) as i64)
-                .collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 2, |c| {
+                u16::from_le_bytes(c.try_into().unwrap()) as i64
+            })?,
         },
         ("u", 4) => Array::Int {
-            shape: shape.clone(),
-            data: chunks
-                .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64)
-                .collect(),
+            shape: shape_of(),
+            data: read_values(&mut r, count, 4, |c| {
+                u32::from_le_bytes(c.try_into().unwrap()) as i64
+            })?,
         },
         _ => {
             return Err(format!(

@@ -9,7 +9,7 @@
 //! standardizer.apply(&mut train);
 //! let problem = Problem::new(Family::Multinomial, train, None, None, None)?;
 //! let device = BackendKind::Flex.device()?;
-//! let path = solver::run_path(&problem, &standardizer, &PathConfig::default(), &device, &RunOptions::default())?;
+//! let path = solver::run_path(problem, &standardizer, &PathConfig::default(), &device, &RunOptions::default())?;
 //! println!("λ_max = {}", path.lambda_max);
 //! # Ok::<(), solver::SolverError>(())
 //! ```
@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod io;
+pub mod memory;
 pub mod path;
 pub mod select;
 
@@ -29,6 +30,7 @@ pub use config::{Family, PathConfig, StepSize};
 pub use data::{Problem, Split, Standardizer, Targets};
 pub use error::{Result, SolverError};
 pub use io::{FeatureSource, Layer};
+pub use memory::MemoryPlan;
 pub use path::{fit_lambda, run_path, LambdaRecord, PathResult, RunOptions, SplitMetrics, StopReason};
 pub use select::{select, Selection, Threshold};
 

@@ -13,10 +13,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Family, PathConfig, StepSize};
-use crate::data::{Problem, Standardizer};
-use crate::engine::{self, DeviceSplit, EpochPlan, SagaState, Step};
+use crate::data::{Problem, Standardizer, Targets};
+use crate::engine::{self, DeviceSplit, EpochPlan, FullGradient, SagaState, Step};
 use crate::error::{Result, SolverError};
 use crate::io::{self, Array, Layer};
+use crate::memory::{self, MemoryPlan};
 
 /// Why the SAGA loop of one λ ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +108,15 @@ pub struct PathResult {
     /// Features whose training std was clamped (constant features).
     pub clamped_features: Vec<usize>,
     pub records: Vec<LambdaRecord>,
+    /// What the solver planned to hold (printed at the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryPlan>,
+    /// The process's peak resident memory at the end of the path, in bytes (Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss: Option<u64>,
+    /// Why the path ended before its last λ (an end rule of [`RunOptions`]), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_early: Option<String>,
     /// Layers of every λ, in path order, when requested with [`RunOptions::keep_layers`].
     #[serde(skip)]
     pub layers: Vec<Layer>,
@@ -128,6 +138,51 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Stop after this many λ of the path (benchmarks of the path's head); None: all.
     pub stop_after: Option<usize>,
+    /// End the path after the first λ whose layer uses at least this many nonzero weights
+    /// per class on average (ImageNet users stop near 20; VLG-CBM patches glm_saga for it).
+    pub max_features_per_class: Option<f64>,
+    /// End the path after the first λ whose validation score reaches this (e.g. the
+    /// backbone's own head's accuracy minus the selection threshold): the sparsest layer in
+    /// the band is then the last one computed.
+    pub stop_at_val_score: Option<f64>,
+}
+
+impl RunOptions {
+    /// Reject end rules that cannot mean anything.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(f) = self.max_features_per_class {
+            if !(f > 0.0 && f.is_finite()) {
+                return Err(SolverError::Config(format!(
+                    "max features per class must be a positive number, got {f}"
+                )));
+            }
+        }
+        if let Some(v) = self.stop_at_val_score {
+            if !v.is_finite() {
+                return Err(SolverError::Config(format!(
+                    "the validation score to stop at must be finite, got {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Why the path ends after `record` (an end rule was met), if it does.
+    pub fn early_end(&self, record: &LambdaRecord, k: usize) -> Option<String> {
+        let per_class = record.nnz as f64 / k.max(1) as f64;
+        if let Some(max) = self.max_features_per_class.filter(|&m| per_class >= m) {
+            return Some(format!(
+                "{per_class:.1} nonzero weights per class reach --max-features-per-class {max}"
+            ));
+        }
+        let val = record.val.map(|v| v.score());
+        if let (Some(target), Some(v)) = (self.stop_at_val_score, val) {
+            if v >= target {
+                return Some(format!("validation score {v:.4} reaches {target:.4}"));
+            }
+        }
+        None
+    }
 }
 
 /// File name of λ #i's layer inside `out_dir/layers`.
@@ -158,9 +213,10 @@ fn fingerprint(problem: &Problem, config: &PathConfig) -> String {
         mix(s.n as u64);
         mix(s.d as u64);
         s.x.iter().for_each(|v| mix(v.to_bits() as u64));
-        s.target_matrix(problem.k)
-            .iter()
-            .for_each(|v| mix(v.to_bits() as u64));
+        match &s.targets {
+            Targets::Classes(labels) => labels.iter().for_each(|&l| mix(l as u64)),
+            Targets::Dense { values, .. } => values.iter().for_each(|v| mix(v.to_bits() as u64)),
+        }
         if let Some(w) = &s.weights {
             w.iter().for_each(|v| mix(v.to_bits() as u64));
         }
@@ -177,10 +233,13 @@ fn host(t: &Tensor<2>) -> Vec<f32> {
     t.clone().try_into_vec_as::<f32>().expect("f32 tensor")
 }
 
-/// State saved after a complete λ.
+/// State saved after a complete λ: the layer, not the n×K SAGA table, which every λ refills
+/// at its start from the layer ([`SagaState::refill`]), so a resumed path refills the same
+/// bits. The file is the size of two layers (16 MB at ImageNet's 2,048 × 1,000), not 5 GB.
 struct Checkpoint {
     completed: usize,
-    state: (Vec<f32>, Vec<f32>, Vec<f32>),
+    /// `wt [d, K]`, `b [1, K]`.
+    state: (Vec<f32>, Vec<f32>),
     /// The solution before the last one (`wt [d, K]`, `b [1, K]`), for the extrapolated start.
     previous: Option<(Vec<f32>, Vec<f32>)>,
     /// The step multiplier reached (see [`AUTO_STEP_BOOST`]).
@@ -195,11 +254,11 @@ fn save_checkpoint(
     state: &SagaState,
     previous: Option<&(Tensor<2>, Tensor<2>)>,
     boost: f64,
-    dims: (usize, usize, usize),
+    dims: (usize, usize),
     result: &PathResult,
 ) -> Result<()> {
-    let (n, d, k) = dims;
-    let (wt, b, table) = (host(&state.wt), host(&state.b), host(&state.table));
+    let (d, k) = dims;
+    let (wt, b) = (host(&state.wt), host(&state.b));
     let mut meta = HashMap::new();
     meta.insert("fingerprint".to_string(), fp.to_string());
     meta.insert("completed".to_string(), result.records.len().to_string());
@@ -209,11 +268,7 @@ fn save_checkpoint(
         serde_json::to_string(&result.records).expect("records serialize"),
     );
     let previous = previous.map(|(w, b)| (host(w), host(b)));
-    let mut tensors = vec![
-        ("wt", vec![d, k], &wt[..]),
-        ("b", vec![1, k], &b[..]),
-        ("table", vec![n, k], &table[..]),
-    ];
+    let mut tensors = vec![("wt", vec![d, k], &wt[..]), ("b", vec![1, k], &b[..])];
     if let Some((w, b)) = &previous {
         tensors.push(("wt_prev", vec![d, k], &w[..]));
         tensors.push(("b_prev", vec![1, k], &b[..]));
@@ -222,7 +277,7 @@ fn save_checkpoint(
     io::write_atomic(path, &bytes)
 }
 
-fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize, usize)) -> Result<Option<Checkpoint>> {
+fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize)) -> Result<Option<Checkpoint>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -244,7 +299,7 @@ fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize, usize)) -> Result
         .get("records")
         .and_then(|r| serde_json::from_str(r).ok())
         .ok_or_else(|| mismatch("unreadable records".into()))?;
-    let (n, d, k) = dims;
+    let (d, k) = dims;
     let has_previous = t.contains_key("wt_prev");
     let mut take = |name: &str, len: usize| -> Result<Vec<f32>> {
         match t.remove(name) {
@@ -252,7 +307,7 @@ fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize, usize)) -> Result
             _ => Err(mismatch(format!("tensor '{name}' missing or of the wrong size"))),
         }
     };
-    let state = (take("wt", d * k)?, take("b", k)?, take("table", n * k)?);
+    let state = (take("wt", d * k)?, take("b", k)?);
     let previous = if has_previous {
         Some((take("wt_prev", d * k)?, take("b_prev", k)?))
     } else {
@@ -387,7 +442,9 @@ impl GapEstimate {
 }
 
 /// [`solve_lambda`] at `step.lr × boost`; when the boosted step proves unstable, `boost`
-/// halves (the caller keeps it for the next λ) and the λ restarts from `state`; when it
+/// halves (the caller keeps it for the next λ) and the λ restarts from the layer of `state`
+/// with the table refilled there (exactly the table a λ starts with, so keeping a copy of the
+/// n×K table for a restart is not needed); when it
 /// reaches a plateau, the step halves for this λ and SAGA goes on from where it got (a
 /// smaller step averages out the noise that hid the remaining progress from the lookbehind
 /// rule).
@@ -411,15 +468,17 @@ fn solve_boosted(
             lr: step.lr * local,
             ..step
         };
-        // One copy of the state per try, kept only while a restart is possible.
-        let start = guard.then(|| state.clone());
+        // The layer of the try's start, kept only while a restart is possible (a clone of
+        // the table would make the epoch's in-place table update copy it: n×K twice).
+        let start = guard.then(|| (state.wt.clone(), state.b.clone()));
         match solve_lambda(train, state, trial, config, seed, bar, guard)? {
             Outcome::Done(state, epochs, stop) => return Ok((state, spent + epochs, stop, trial.lr)),
             Outcome::Unstable(epochs) => {
                 spent += epochs;
                 *boost = (local / 2.0).max(1.0);
                 local = *boost;
-                state = start.expect("a guarded try keeps its start");
+                let (wt, b) = start.expect("a guarded try keeps its start");
+                state = SagaState::at(train, step.family, wt, b).0;
             }
             Outcome::Plateau(reached, epochs) => {
                 spent += epochs;
@@ -430,12 +489,10 @@ fn solve_boosted(
     }
 }
 
-/// The full gradient `(∂F/∂Wᵀ [d, K], ∂F/∂b [1, K])` of the mean loss at a state.
-type FullGradient = (Tensor<2>, Tensor<2>);
-
 /// One λ solved: the state, the epochs it took (all screening rounds), why the last round
 /// stopped, the full gradient at the final state when the screening computed it (the record's
-/// KKT violation and the next λ's strong rule use it) and the number of features SAGA ran on.
+/// KKT violation and the next λ's strong rule use it; the state's table is then the exact one
+/// at the final layer) and the number of features SAGA ran on.
 struct Solved {
     state: SagaState,
     epochs: usize,
@@ -490,11 +547,11 @@ fn solve_screened(
     if 2 * nonzero.iter().filter(|&&nz| nz).count() > d {
         return full(state, 0, boost);
     }
-    let (gw, _) = match grad {
+    let start_grad = match grad {
         Some(g) => g,
         None => engine::full_gradient(train, &state.wt, &state.b, step.family),
     };
-    let scores = engine::feature_scores(&gw, step.group);
+    let scores = engine::feature_scores(&start_grad.0, step.group);
     // A zero feature counts as violating its optimality condition when its score exceeds λα
     // by more than this relative margin: far inside the 1e-3·λα the optimality checks allow.
     let allowed = step.lambda * step.alpha * (1.0 + 1e-4);
@@ -549,7 +606,13 @@ fn solve_screened(
                 gbar_b: solved.gbar_b,
             };
         }
-        let g = engine::full_gradient(train, &state.wt, &state.b, step.family);
+        // The KKT check's pass also refills the table at the round's end (the SAGA table is
+        // dropped first): the next round, or the next λ, starts from exact gradients.
+        let g = if m == 0 && round == 0 {
+            start_grad.clone()
+        } else {
+            state.refill(train, step.family)
+        };
         let scores = engine::feature_scores(&g.0, step.group);
         let mut added = 0;
         for (a, &s) in active.iter_mut().zip(&scores) {
@@ -580,19 +643,14 @@ pub struct DeviceProblem {
 }
 
 impl DeviceProblem {
-    /// Upload every split; the training rows go in the random order of `seed` (see
-    /// [`DeviceSplit::upload_shuffled`]).
-    pub fn upload(problem: &Problem, device: &Device, seed: u64) -> Self {
+    /// Move every split to the device (X is held once: see [`DeviceSplit::from_split`]); the
+    /// training rows go in the random order of `seed`.
+    pub fn upload(problem: Problem, device: &Device, seed: u64) -> Self {
+        let k = problem.k;
         DeviceProblem {
-            train: DeviceSplit::upload_shuffled(&problem.train, problem.k, device, seed),
-            val: problem
-                .val
-                .as_ref()
-                .map(|s| DeviceSplit::upload(s, problem.k, device)),
-            test: problem
-                .test
-                .as_ref()
-                .map(|s| DeviceSplit::upload(s, problem.k, device)),
+            train: DeviceSplit::from_split(problem.train, k, device, Some(seed)),
+            val: problem.val.map(|s| DeviceSplit::from_split(s, k, device, None)),
+            test: problem.test.map(|s| DeviceSplit::from_split(s, k, device, None)),
         }
     }
 }
@@ -609,21 +667,24 @@ struct Run {
 
 /// Measure the current state at λ: the layer and its record (objective, KKT, metrics, nnz).
 /// `grad` is the full gradient at `state` when the solve already computed it.
+/// Without it, the state's table is refilled at the final layer to get it (the same pass):
+/// either way the next λ starts from the exact table, and the gradient is returned for its
+/// strong rule.
 fn measure(
     dp: &DeviceProblem,
-    state: &SagaState,
-    grad: Option<&FullGradient>,
+    state: &mut SagaState,
+    grad: Option<FullGradient>,
     step: Step,
-    problem: &Problem,
     standardizer: &Standardizer,
     run: Run,
-) -> (Layer, LambdaRecord) {
-    let (d, k) = (problem.d(), problem.k);
-    let family = problem.family;
-    let kkt = match grad {
-        Some((gw, gb)) => engine::kkt_violation_from(gw.clone(), gb.clone(), state, step),
-        None => engine::kkt_violation(&dp.train, state, step),
+) -> (Layer, LambdaRecord, FullGradient) {
+    let (d, k) = (dp.train.d, dp.train.k);
+    let family = step.family;
+    let grad = match grad {
+        Some(g) => g,
+        None => state.refill(&dp.train, family),
     };
+    let kkt = engine::kkt_violation_from(grad.0.clone(), grad.1.clone(), state, step);
     let train_eval = engine::evaluate(&dp.train, &state.wt, &state.b, family);
     let wt = host(&state.wt);
     let objective = train_eval.loss + engine::penalty_host(&wt, d, k, step.lambda, step.alpha, step.group);
@@ -651,7 +712,7 @@ fn measure(
         session: run.session,
         active_features: run.active_features,
     };
-    (layer, record)
+    (layer, record, grad)
 }
 
 fn progress_bar(opts: &RunOptions, max_epochs: usize, prefix: String) -> ProgressBar {
@@ -689,31 +750,38 @@ pub fn base_step(train: &DeviceSplit, config: &PathConfig) -> f64 {
 
 /// Compute the whole regularization path of a standardized problem on `device`.
 ///
-/// `standardizer` is only stored with the layers; the problem's features must already be
-/// standardized with it.
+/// The path takes the problem: its feature matrices move to the device (on CPU backends they
+/// are the device tensors), so X is held once. `standardizer` is only stored with the layers;
+/// the problem's features must already be standardized with it.
 pub fn run_path(
-    problem: &Problem,
+    problem: Problem,
     standardizer: &Standardizer,
     config: &PathConfig,
     device: &Device,
     opts: &RunOptions,
 ) -> Result<PathResult> {
     config.validate()?;
+    opts.validate()?;
     if problem.family != config.family {
         return Err(SolverError::Config(format!(
             "the problem is {:?} but the configuration asks for {:?}",
             problem.family, config.family
         )));
     }
-    let dp = DeviceProblem::upload(problem, device, config.seed);
     let (n, d, k) = (problem.train.n, problem.d(), problem.k);
+    let plan = MemoryPlan::new(&problem, config, &memory::where_held(device));
+    if opts.verbose {
+        plan.lines().iter().for_each(|l| eprintln!("{l}"));
+    }
+    let fp = fingerprint(&problem, config);
+    let family = problem.family;
+    let dp = DeviceProblem::upload(problem, device, config.seed);
     let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
     let lambdas = config.lambdas(lambda_max);
     let base_lr = base_step(&dp.train, config);
-    let fp = fingerprint(problem, config);
 
     let mut result = PathResult {
-        family: problem.family,
+        family,
         config: config.clone(),
         lambda_max,
         lambdas: lambdas.clone(),
@@ -724,19 +792,20 @@ pub fn run_path(
         clamped_features: standardizer.clamped.clone(),
         records: Vec::new(),
         layers: Vec::new(),
+        memory: Some(plan),
+        peak_rss: None,
+        ended_early: None,
     };
-    let mut state = SagaState::initial(&dp.train, problem.family);
     // The solution before the current one, `(wt, b)`, for the extrapolated start.
     let mut previous: Option<(Tensor<2>, Tensor<2>)> = None;
     let mut session = 0;
     let mut boost = 1.0;
+    let mut resumed: Option<(Tensor<2>, Tensor<2>)> = None;
 
     if let (Some(out), true) = (&opts.out_dir, opts.resume) {
-        if let Some(ck) = load_checkpoint(&checkpoint_file(out), &fp, (n, d, k))? {
-            let (wt, b, table) = ck.state;
-            state.wt = read_tensor(device, wt, [d, k]);
-            state.b = read_tensor(device, b, [1, k]);
-            state.table = read_tensor(device, table, [n, k]);
+        if let Some(ck) = load_checkpoint(&checkpoint_file(out), &fp, (d, k))? {
+            let (wt, b) = ck.state;
+            resumed = Some((read_tensor(device, wt, [d, k]), read_tensor(device, b, [1, k])));
             previous = ck
                 .previous
                 .map(|(w, b)| (read_tensor(device, w, [d, k]), read_tensor(device, b, [1, k])));
@@ -753,19 +822,35 @@ pub fn run_path(
             }
         }
     }
-
-    // Full gradient at the current state when the last λ's screening computed it.
-    let mut grad: Option<FullGradient> = None;
+    // Every λ starts from the table refilled at its start, so the resumed state is the
+    // uninterrupted run's, bit for bit.
+    let (mut state, start_grad) = match resumed {
+        Some((wt, b)) => SagaState::at(&dp.train, family, wt, b),
+        None => {
+            let state = SagaState::initial(&dp.train, family);
+            let grad = (state.gbar_w.clone(), state.gbar_b.clone());
+            (state, grad)
+        }
+    };
+    // Full gradient at the current state (the table is the exact one there).
+    let mut grad: Option<FullGradient> = Some(start_grad);
     let total = lambdas.len();
     let end = opts.stop_after.map_or(total, |s| s.min(total));
+    if let Some(reason) = result.records.last().and_then(|r| opts.early_end(r, k)) {
+        // A resumed path that had already met its end rule stays ended.
+        result.ended_early = Some(reason);
+    }
     for (index, &lambda) in lambdas.iter().enumerate().take(end).skip(result.records.len()) {
+        if result.ended_early.is_some() {
+            break;
+        }
         let lr = config.lr_at(base_lr, index, total);
         let step = Step {
             lambda,
             alpha: config.alpha,
             lr,
             group: config.group,
-            family: problem.family,
+            family,
         };
         let bar = progress_bar(
             opts,
@@ -774,7 +859,12 @@ pub fn run_path(
         );
         let started = Instant::now();
         let lambda_seed = config.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let prev_lambda = if index == 0 { lambda } else { lambdas[index - 1] };
+        // The strong rule compares with the λ the start solves: λ_max's for the first.
+        let prev_lambda = if index == 0 {
+            lambda_max.max(lambda)
+        } else {
+            lambdas[index - 1]
+        };
         let boost_before = boost;
         let last_solution = (state.wt.clone(), state.b.clone());
         let dense = result.records.last().is_some_and(|r| r.active_features == d);
@@ -785,7 +875,7 @@ pub fn run_path(
             let ratio = (lambda / lambdas[index - 1]).ln() / (lambdas[index - 1] / lambdas[index - 2]).ln();
             if ratio.is_finite() {
                 state = extrapolated_start(state, prev, ratio);
-                state.refill_table(&dp.train, problem.family);
+                grad = Some(state.refill(&dp.train, family));
             }
         }
         let solved = solve_screened(
@@ -815,7 +905,6 @@ pub fn run_path(
         })?;
         state = solved.state;
         previous = Some(last_solution);
-        grad = solved.grad;
         boost = next_boost(config, boost, boost == boost_before);
         let (epochs, stop) = (solved.epochs, solved.stop);
         device
@@ -824,15 +913,14 @@ pub fn run_path(
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
 
-        let (layer, record) = measure(
+        let (layer, record, end_grad) = measure(
             &dp,
-            &state,
-            grad.as_ref(),
+            &mut state,
+            solved.grad,
             Step {
                 lr: solved.lr,
                 ..step
             },
-            problem,
             standardizer,
             Run {
                 index,
@@ -843,19 +931,9 @@ pub fn run_path(
                 session,
             },
         );
+        grad = Some(end_grad);
         if opts.verbose {
-            let val_txt = record
-                .val
-                .map(|v| format!(" val {:.4}", v.score()))
-                .unwrap_or_default();
-            eprintln!(
-                "λ {:>3}/{total} {lambda:.4e}: {epochs} epochs ({stop:?}) on {} features {seconds:.2}s obj {objective:.6e} kkt {kkt:.1e} nnz {}{val_txt}",
-                index + 1,
-                record.active_features,
-                record.nnz,
-                objective = record.objective,
-                kkt = record.kkt
-            );
+            eprintln!("{}", record_line(&record, total, k));
         }
         if let Some(out) = &opts.out_dir {
             // One metadata key, so the file's bytes do not depend on a map's iteration order.
@@ -865,6 +943,7 @@ pub fn run_path(
             )]);
             layer.save(&layer_file(out, index), Some(meta))?;
         }
+        result.ended_early = opts.early_end(&record, k);
         result.records.push(record);
         if opts.keep_layers {
             result.layers.push(layer);
@@ -876,12 +955,37 @@ pub fn run_path(
                 &state,
                 previous.as_ref(),
                 boost,
-                (n, d, k),
+                (d, k),
                 &result,
             )?;
         }
+        if let (true, Some(reason)) = (opts.verbose, &result.ended_early) {
+            eprintln!("path ends after λ #{}: {reason}", index + 1);
+        }
     }
+    result.peak_rss = memory::peak_rss();
     Ok(result)
+}
+
+/// One terminal line per λ; per-class counts are summarised (K may be 1,000).
+fn record_line(record: &LambdaRecord, total: usize, k: usize) -> String {
+    let val_txt = record
+        .val
+        .map(|v| format!(" val {:.4}", v.score()))
+        .unwrap_or_default();
+    format!(
+        "λ {:>3}/{total} {:.4e}: {} epochs ({:?}) on {} features {:.2}s obj {:.6e} kkt {:.1e} nnz {} ({:.1}/class){val_txt}",
+        record.index + 1,
+        record.lambda,
+        record.epochs,
+        record.stop,
+        record.active_features,
+        record.seconds,
+        record.objective,
+        record.kkt,
+        record.nnz,
+        record.nnz as f64 / k.max(1) as f64,
+    )
 }
 
 /// The warm start moved along the path's tangent: `θ + ratio·(θ − θ_prev)` for the bias and for
@@ -915,8 +1019,9 @@ pub fn fit_lambda(
     if !(lambda >= 0.0 && lambda.is_finite()) {
         return Err(SolverError::Config(format!("lambda must be >= 0, got {lambda}")));
     }
-    let dp = DeviceProblem::upload(problem, device, config.seed);
+    let dp = DeviceProblem::upload(problem.clone(), device, config.seed);
     let state = SagaState::initial(&dp.train, problem.family);
+    let start_grad = (state.gbar_w.clone(), state.gbar_b.clone());
     let lr = base_step(&dp.train, config);
     let step = Step {
         lambda,
@@ -935,7 +1040,7 @@ pub fn fit_lambda(
         state,
         step,
         lambda_max.max(lambda),
-        None,
+        Some(start_grad),
         &mut boost,
         config,
         config.seed,
@@ -950,18 +1055,19 @@ pub fn fit_lambda(
         stop: solved.stop,
         session: 0,
     };
-    Ok(measure(
+    let mut state = solved.state;
+    let (layer, record, _) = measure(
         &dp,
-        &solved.state,
-        solved.grad.as_ref(),
+        &mut state,
+        solved.grad,
         Step {
             lr: solved.lr,
             ..step
         },
-        problem,
         standardizer,
         run,
-    ))
+    );
+    Ok((layer, record))
 }
 
 /// λ_max of a (standardized) problem: the smallest λ at which the solution has W = 0.

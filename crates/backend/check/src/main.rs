@@ -95,7 +95,7 @@ fn solver_check(device: &Device) -> Result<Value> {
         keep_layers: true,
         ..RunOptions::default()
     };
-    let path = solver::run_path(&problem, &st, &config, device, &opts)?;
+    let path = solver::run_path(problem, &st, &config, device, &opts)?;
     let weights: Vec<f32> = path
         .layers
         .iter()

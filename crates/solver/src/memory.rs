@@ -1,0 +1,122 @@
+//! The memory plan of a path (design §6): what the solver holds, in bytes, printed before it
+//! starts and stored in `path.json`, beside the process's measured peak. X and the SAGA table
+//! exist once each; everything else is small or chunk-sized.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PathConfig;
+use crate::data::{Problem, Split, Targets};
+use crate::engine::FULL_PASS_ELEMENTS;
+
+/// Bytes the solver holds for one path, by item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryPlan {
+    /// Where the items below live: "host" for CPU backends, else the accelerator.
+    pub device: String,
+    pub x_train: u64,
+    pub x_val: u64,
+    pub x_test: u64,
+    /// Labels (8 bytes per example) or target matrices, and sample weights, of every split.
+    pub targets: u64,
+    /// The SAGA table, `n × K` f32.
+    pub table: u64,
+    /// Layer-sized tensors (`d × K`): W, the table average, the previous solution, the prox
+    /// and gradient temporaries, the strong rule's gradient; counted 8 times.
+    pub layer_state: u64,
+    /// Temporaries of a full pass (logits, probabilities, gradient of one row chunk; ×4).
+    pub pass_chunk: u64,
+    /// The screened copy of X (`n × m` for the m screened features), at its largest: screening
+    /// stops once m exceeds d/2.
+    pub screened_x_max: u64,
+    /// One batch's temporaries (`batch × K` and `batch × m`; ×8).
+    pub batch: u64,
+}
+
+impl MemoryPlan {
+    pub fn new(problem: &Problem, config: &PathConfig, device: &str) -> Self {
+        let (n, d, k) = (problem.train.n as u64, problem.d() as u64, problem.k as u64);
+        let f = 4u64;
+        let x = |s: Option<&Split>| s.map_or(0, |s| s.n as u64 * s.d as u64 * f);
+        let targets = [Some(&problem.train), problem.val.as_ref(), problem.test.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let t = match &s.targets {
+                    Targets::Classes(l) => l.len() as u64 * 8,
+                    Targets::Dense { values, .. } => values.len() as u64 * f,
+                };
+                t + s.weights.as_ref().map_or(0, |w| w.len() as u64 * f)
+            })
+            .sum();
+        let chunk_rows = (FULL_PASS_ELEMENTS as u64 / k.max(1)).max(256).min(n);
+        let batch = config.batch_size as u64;
+        MemoryPlan {
+            device: device.to_string(),
+            x_train: x(Some(&problem.train)),
+            x_val: x(problem.val.as_ref()),
+            x_test: x(problem.test.as_ref()),
+            targets,
+            table: n * k * f,
+            layer_state: 8 * d * k * f,
+            pass_chunk: 4 * chunk_rows * k * f,
+            screened_x_max: n * (d / 2) * f,
+            batch: 8 * batch * (k + d) * f,
+        }
+    }
+
+    /// Everything at once, the screened copy at its largest.
+    pub fn total(&self) -> u64 {
+        self.x_train
+            + self.x_val
+            + self.x_test
+            + self.targets
+            + self.table
+            + self.layer_state
+            + self.pass_chunk
+            + self.screened_x_max
+            + self.batch
+    }
+
+    /// The plan as terminal lines.
+    pub fn lines(&self) -> Vec<String> {
+        let g = |b: u64| format!("{:.3} GB", b as f64 / 1e9);
+        vec![
+            format!(
+                "memory plan ({}): X train {}, val {}, test {}; labels/targets {}; SAGA table (n×K) {}",
+                self.device,
+                g(self.x_train),
+                g(self.x_val),
+                g(self.x_test),
+                g(self.targets),
+                g(self.table)
+            ),
+            format!(
+                "  layer-sized state {}, full-pass chunk {}, batch {}, screened X copy up to {}; total up to {}",
+                g(self.layer_state),
+                g(self.pass_chunk),
+                g(self.batch),
+                g(self.screened_x_max),
+                g(self.total())
+            ),
+        ]
+    }
+}
+
+/// Where a device's tensors live, for the plan's first line: host memory on the CPU backends.
+pub fn where_held(device: &burn::tensor::Device) -> String {
+    let name = format!("{device:?}");
+    let cpu = ["Flex", "NdArray", "Cpu"].iter().any(|c| name.contains(c));
+    if cpu {
+        "host memory".into()
+    } else {
+        format!("device memory of {name}")
+    }
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
