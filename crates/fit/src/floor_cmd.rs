@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use solver::engine::{epoch_floor, DeviceSplit};
+use solver::engine::{epoch_floor, head_floor, DeviceSplit};
 use solver::{BackendKind, FeatureSource};
 
 #[derive(Args, Debug)]
@@ -18,22 +18,38 @@ pub struct FloorArgs {
     /// Repetitions; the best time counts.
     #[arg(long, default_value_t = 5)]
     reps: usize,
+    /// Also time the floor of an epoch on this many active features: one sweep of the K-wide
+    /// batch work (softmax, loss, table) over all rows plus the two n×M×K GEMMs.
+    #[arg(long, value_name = "M")]
+    active: Option<usize>,
 }
 
 pub fn run(args: FloorArgs) -> Result<()> {
     let split = FeatureSource::parse(&args.train)?.load("train")?;
     let k = args.num_classes.unwrap_or_else(|| split.implied_outputs());
+    let (n, d) = (split.n, split.d);
     let device = args.backend.device()?;
-    let train = DeviceSplit::upload(&split, k, &device);
+    let train = DeviceSplit::from_split(split, k, &device, None);
     let (fwd, bwd) = epoch_floor(&train, args.reps);
-    let flops = 2.0 * split.n as f64 * split.d as f64 * k as f64;
+    let flops = 2.0 * n as f64 * d as f64 * k as f64;
     let floor = fwd + bwd;
-    println!(
-        "{{\"n\": {}, \"d\": {}, \"k\": {k}, \"backend\": \"{}\", \"gemm_xw_s\": {fwd:.6}, \"gemm_xta_s\": {bwd:.6}, \"floor_s_per_epoch\": {floor:.6}, \"gflops\": {:.2}}}",
-        split.n,
-        split.d,
-        args.backend.name(),
-        2.0 * flops / floor / 1e9
-    );
+    let mut out = serde_json::json!({
+        "n": n,
+        "d": d,
+        "k": k,
+        "backend": args.backend.name(),
+        "gemm_xw_s": fwd,
+        "gemm_xta_s": bwd,
+        "floor_s_per_epoch": floor,
+        "gflops": 2.0 * flops / floor / 1e9,
+    });
+    if let Some(m) = args.active {
+        let (sweep, gemms) = head_floor(&train, m, args.reps);
+        out["active"] = m.min(d).into();
+        out["k_wide_sweep_s"] = sweep.into();
+        out["active_gemms_s"] = gemms.into();
+        out["head_floor_s_per_epoch"] = (sweep + gemms).into();
+    }
+    println!("{out}");
     Ok(())
 }

@@ -77,6 +77,23 @@ pub struct DeviceSplit {
     pub n: usize,
     pub d: usize,
     pub k: usize,
+    /// Class labels and weights on the host, in row order, where the fused host batch
+    /// ([`crate::host`]) applies: class labels on a backend whose tensors are host memory.
+    pub host: Option<HostRows>,
+}
+
+/// Labels (and weights) of a split's rows, on the host.
+#[derive(Clone)]
+pub struct HostRows {
+    pub labels: std::sync::Arc<[i64]>,
+    pub weights: Option<std::sync::Arc<[f32]>>,
+}
+
+/// Whether `device`'s tensors are host buffers that cross to and from `Vec`s without a copy
+/// (flex), so the fused host batch can own the SAGA table during an epoch.
+pub fn host_kernels_apply(device: &Device) -> bool {
+    // `Device<Flex(..)>`: burn does not re-export its dispatch enum to match on.
+    format!("{device:?}").contains("Flex(")
 }
 
 impl DeviceSplit {
@@ -111,10 +128,25 @@ impl DeviceSplit {
                 permute_rows(w, 1, &perm);
             }
         }
+        let host = match &targets {
+            Targets::Classes(labels) if host_kernels_apply(device) => Some(HostRows {
+                labels: labels.as_slice().into(),
+                weights: weights.as_deref().map(Into::into),
+            }),
+            _ => None,
+        };
         let x = Tensor::<2>::from_data(TensorData::new(x, [n, d]), device);
         let y = DeviceTargets::upload(targets, n, device);
         let w = weights.map(|w| Tensor::<2>::from_data(TensorData::new(w, [n, 1]), device));
-        DeviceSplit { x, y, w, n, d, k }
+        DeviceSplit {
+            x,
+            y,
+            w,
+            n,
+            d,
+            k,
+            host,
+        }
     }
 
     pub fn device(&self) -> Device {
@@ -131,6 +163,7 @@ impl DeviceSplit {
             n: self.n,
             d: m,
             k: self.k,
+            host: self.host.clone(),
         }
     }
 
@@ -144,6 +177,8 @@ impl DeviceSplit {
             n: len,
             d: self.d,
             k: self.k,
+            // Full passes over chunks run as tensor operations.
+            host: None,
         }
     }
 
@@ -629,6 +664,108 @@ fn assign_rows(t: Tensor<2>, start: usize, len: usize, n: usize, v: Tensor<2>) -
     }
 }
 
+/// The SAGA table during an epoch, and the epoch's loss sum: a device tensor updated by
+/// tensor operations, or (multinomial labels on flex) a host buffer that the fused batch of
+/// [`crate::host`] updates in one pass per row.
+// One per epoch: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum TableRows {
+    Device {
+        table: Tensor<2>,
+        loss: Tensor<1>,
+    },
+    Host {
+        table: Vec<f32>,
+        rows: HostRows,
+        loss: f32,
+    },
+}
+
+impl TableRows {
+    fn open(table: Tensor<2>, train: &DeviceSplit, family: Family) -> Self {
+        match (&train.host, family) {
+            (Some(rows), Family::Multinomial) => TableRows::Host {
+                // The table's only handle: flex hands its buffer over without a copy.
+                table: table.try_into_vec_as::<f32>().expect("f32 table"),
+                rows: rows.clone(),
+                loss: 0.0,
+            },
+            _ => TableRows::Device {
+                loss: Tensor::zeros([1], &table.device()),
+                table,
+            },
+        }
+    }
+
+    /// The K-wide half of batch `start..start+len` (wrapping at n): from its logits to
+    /// `(Δ [B, K], Σ_B Δ [1, K])`, the batch's table rows replaced and its loss summed.
+    fn batch(
+        &mut self,
+        train: &DeviceSplit,
+        logits: Tensor<2>,
+        start: usize,
+        len: usize,
+        family: Family,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let n = train.n;
+        match self {
+            TableRows::Device { table, loss } => {
+                let tb = rows(table.clone(), start, len, n);
+                let (mut a, mut batch_loss) = loss_and_grad(family, logits, train.y.rows(start, len, n));
+                if let Some(w) = &train.w {
+                    let wb = rows(w.clone(), start, len, n);
+                    a = a * wb.clone();
+                    batch_loss = batch_loss * wb;
+                }
+                *loss = loss.clone() + batch_loss.sum();
+                // `tb` (a view of the table) is consumed here, so the table's buffer is
+                // unique again when the batch's rows are written back below.
+                let delta = a.clone() - tb; // [B, K]
+                let dsum = delta.clone().sum_dim(0);
+                let taken = std::mem::replace(table, Tensor::zeros([1, 1], &delta.device()));
+                *table = assign_rows(taken, start, len, n, a);
+                (delta, dsum)
+            }
+            TableRows::Host { table, rows, loss } => {
+                let device = logits.device();
+                let k = train.k;
+                let mut buf = logits.try_into_vec_as::<f32>().expect("f32 logits");
+                let at = |i: usize| (start + i) % n;
+                let labels: Vec<i64> = (0..len).map(|i| rows.labels[at(i)]).collect();
+                let weights: Option<Vec<f32>> = rows
+                    .weights
+                    .as_ref()
+                    .map(|w| (0..len).map(|i| w[at(i)]).collect());
+                let mut dsum = vec![0f32; k];
+                *loss += crate::host::multinomial_batch(
+                    &mut buf,
+                    &labels,
+                    weights.as_deref(),
+                    table,
+                    start,
+                    &mut dsum,
+                );
+                (
+                    Tensor::from_data(TensorData::new(buf, [len, k]), &device),
+                    Tensor::from_data(TensorData::new(dsum, [1, k]), &device),
+                )
+            }
+        }
+    }
+
+    /// The table as a tensor again, the device loss sum and the host loss sum.
+    fn close(self, n: usize, k: usize, device: &Device) -> (Tensor<2>, Tensor<1>, f32) {
+        match self {
+            TableRows::Device { table, loss } => (table, loss, 0.0),
+            TableRows::Host { table, loss, .. } => (
+                Tensor::from_data(TensorData::new(table, [n, k]), device),
+                Tensor::zeros([1], device),
+                loss,
+            ),
+        }
+    }
+}
+
 /// One pass of mini-batch SAGA over the training split, batch by batch as `plan` says.
 ///
 /// The state is taken by value and apart, so every update of the n×K table, the averages and
@@ -642,52 +779,38 @@ pub fn saga_epoch(
     step: Step,
 ) -> (SagaState, EpochSummary) {
     let device = train.device();
-    let n = train.n;
+    let (n, k) = (train.n, train.k);
     let nf = n as f64;
     let wt_prev = state.wt.clone();
     let b_prev = state.b.clone();
-    let mut loss_sum = Tensor::<1>::zeros([1], &device);
     let SagaState {
         mut wt,
         mut b,
-        mut table,
+        table,
         mut gbar_w,
         mut gbar_b,
     } = state;
+    let mut table = TableRows::open(table, train, step.family);
 
     for &j in &plan.order {
         let (start, len) = plan.span(j, n);
         let bsz = len as f64;
         let xb = rows(train.x.clone(), start, len, n);
-        let yb = train.y.rows(start, len, n);
-        let tb = rows(table.clone(), start, len, n);
-
         let logits = xb.clone().matmul(wt.clone()) + b.clone();
-        let (mut a, mut loss) = loss_and_grad(step.family, logits, yb);
-        if let Some(w) = &train.w {
-            let wb = rows(w.clone(), start, len, n);
-            a = a * wb.clone();
-            loss = loss * wb;
-        }
-        loss_sum = loss_sum + loss.sum();
-
-        // `tb` (a view of the table) is consumed here, so the table's buffer is unique again
-        // when the batch's rows are written back below.
-        let delta = a.clone() - tb; // [B, K]
+        let (delta, dsum) = table.batch(train, logits, start, len, step.family);
 
         // The one gradient GEMM, as Δᵀ·X_B ([K, B]·[B, d]): 15% faster than X_Bᵀ·Δ at K = 2.
-        let gsum = delta.clone().transpose().matmul(xb).transpose(); // [d, K]
-        let dsum = delta.sum_dim(0); // [1, K]
+        let gsum = delta.transpose().matmul(xb).transpose(); // [d, K]
 
         let gw = gsum.clone() / bsz + gbar_w.clone();
         let gb = dsum.clone() / bsz + gbar_b.clone();
         wt = prox(wt - gw * step.lr, step.lr, step.lambda, step.alpha, step.group);
         b = b - gb * step.lr;
 
-        table = assign_rows(table, start, len, n, a);
         gbar_w = gbar_w + gsum / nf;
         gbar_b = gbar_b + dsum / nf;
     }
+    let (table, loss_sum, host_loss) = table.close(n, k, &device);
     let state = SagaState {
         wt,
         b,
@@ -708,7 +831,7 @@ pub fn saga_epoch(
     let stats = Tensor::cat(vec![loss_sum, dw, norm, p1, w_sq], 0);
     let s: Vec<f32> = stats.try_into_vec_as::<f32>().expect("f32 stats");
     let penalty = step.lambda * (step.alpha * s[3] as f64 + 0.5 * (1.0 - step.alpha) * s[4] as f64);
-    let loss = s[0] as f64 / nf;
+    let loss = (s[0] + host_loss) as f64 / nf;
     let summary = EpochSummary {
         objective: loss + penalty,
         rel_change: (s[1] as f64).sqrt() / (s[2] as f64).sqrt().max(1e-30),
@@ -855,6 +978,74 @@ pub fn epoch_floor(train: &DeviceSplit, reps: usize) -> (f64, f64) {
     let fwd = time(&|| train.x.clone().matmul(wt.clone()));
     let bwd = time(&|| train.x.clone().transpose().matmul(a.clone()));
     (fwd, bwd)
+}
+
+/// The floor of an epoch on `m` active features (design §6: at K = 1,000 the n×K work is a
+/// floor of its own beside the GEMMs): the best-of-`reps` time of one sweep of the K-wide batch
+/// work over all n rows at once (softmax, loss, table difference and write; the fused host
+/// pass where it applies, else the tensor operations in row chunks) and of the two `n × m × K`
+/// GEMMs an epoch does in batches (logits `X_m·W_m`, gradient `Δᵀ·X_m`), each as one call.
+/// Returns (seconds for the K-wide sweep, seconds for the two GEMMs).
+pub fn head_floor(train: &DeviceSplit, m: usize, reps: usize) -> (f64, f64) {
+    let device = train.device();
+    let (n, k) = (train.n, train.k);
+    let m = m.clamp(1, train.d);
+    let wm = Tensor::<2>::ones([m, k], &device) * 1e-3;
+    // The first m columns as the screened problem holds them: one contiguous n×m copy.
+    let columns = Tensor::<1, Int>::arange(0..m as i64, &device);
+    let xm_all = train.x.clone().select(1, columns);
+    let timed = |f: &mut dyn FnMut()| {
+        let _ = device.sync();
+        let t = std::time::Instant::now();
+        f();
+        let _ = device.sync();
+        t.elapsed().as_secs_f64()
+    };
+    // Row chunks of 2²³ logits, so the floor of an ImageNet-sized split fits beside its table.
+    let chunks: Vec<(usize, usize)> = row_chunks(n, k).collect();
+    let mut table = Tensor::<2>::zeros([n, k], &device);
+    let (mut sweep, mut gemms) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..reps.max(1) {
+        let mut tr = TableRows::open(
+            std::mem::replace(&mut table, Tensor::zeros([1, 1], &device)),
+            train,
+            Family::Multinomial,
+        );
+        let mut seconds = 0.0;
+        for &(start, len) in &chunks {
+            let mut logits = Some(Tensor::<2>::random(
+                [len, k],
+                burn::tensor::Distribution::Default,
+                &device,
+            ));
+            seconds += timed(&mut || {
+                let (delta, dsum) = tr.batch(
+                    train,
+                    logits.take().expect("one chunk"),
+                    start,
+                    len,
+                    Family::Multinomial,
+                );
+                drop(delta);
+                let _ = dsum.sum().into_scalar::<f32>();
+            });
+        }
+        table = tr.close(n, k, &device).0;
+        sweep = sweep.min(seconds);
+
+        let mut seconds = 0.0;
+        for &(start, len) in &chunks {
+            let xm = xm_all.clone().narrow(0, start, len);
+            let a = Tensor::<2>::ones([len, k], &device) * 1e-3;
+            seconds += timed(&mut || {
+                let logits = xm.clone().matmul(wm.clone());
+                let grad = a.clone().transpose().matmul(xm.clone());
+                let _ = (logits.sum() + grad.sum()).into_scalar::<f32>();
+            });
+        }
+        gemms = gemms.min(seconds);
+    }
+    (sweep, gemms)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod host;
 pub mod io;
 pub mod memory;
 pub mod path;

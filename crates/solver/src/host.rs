@@ -1,0 +1,212 @@
+//! The n×K half of a multinomial SAGA batch, fused into one pass on the host, for the CPU
+//! backend whose tensors are host buffers (flex). At K = 1,000 the softmax, the loss, the
+//! table difference, the table write and the column sums are a floor of their own beside the
+//! GEMMs on the few active features (design §6); as tensor operations they were ten passes
+//! over each `batch × K` block, here each row is read and written once while it sits in L1.
+//!
+//! The GEMMs stay with the backend: the batch's logits come out of one, its table difference
+//! goes into the other, and both cross without a copy on flex.
+
+/// `exp(x)` for `x ≤ 0` (a softmax's `z − max z`), in straight-line arithmetic the compiler
+/// vectorizes: `2^n · p(r)` with `x = n ln 2 + r`, |r| ≤ ln2/2 (Cody–Waite split of ln 2) and
+/// Cephes' degree-6 polynomial for `e^r` (relative error ≈ 1e-7, as libm's `expf`). Below
+/// −87 (where `e^x` < 1.7e-38) the result is `e^−87`: a probability no f32 sum can see.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5·2²³: adding it rounds to an integer for |t| < 2²², branch-free.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 0.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    er * scale
+}
+
+/// Largest value of a row (NaN-blind: a NaN logit makes the objective NaN, which the path
+/// reports as a divergence).
+#[inline(always)]
+fn row_max(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let mut m = lanes
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for &v in chunks.remainder() {
+        m = if v > m { v } else { m };
+    }
+    m
+}
+
+/// `e = exp(row − shift)` written over the row; returns `Σ e` (eight partial sums, so the
+/// loop vectorizes).
+#[inline(always)]
+fn exp_in_place(row: &mut [f32], shift: f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for (s, v) in lanes.iter_mut().zip(c.iter_mut()) {
+            *v = exp_nonpositive(*v - shift);
+            *s += *v;
+        }
+    }
+    let mut sum: f32 = lanes.iter().sum();
+    for v in chunks.into_remainder() {
+        *v = exp_nonpositive(*v - shift);
+        sum += *v;
+    }
+    sum
+}
+
+/// One batch of multinomial SAGA, the part that is K wide, for batch row `r` at table row
+/// `(first_row + r) mod n`:
+/// `a = w·(softmax(z) − onehot(y))`, `Δ = a − T[row]`, `T[row] ← a`, `Σ_r Δ` into `dsum`.
+/// `logits` (`[B, K]`, bias added) is overwritten with Δ. Returns `Σ_r w_r·loss_r` with
+/// `loss = log Σ e^z − z_y`, summed in f32 as the tensor path sums it: the epoch objective's
+/// f32 plateau is what the lookbehind rule detects, so both paths stop alike.
+///
+/// On x86-64 with AVX2 the same code runs compiled for it (8 lanes instead of SSE2's 4; no
+/// FMA contraction, so the results are the same bits either way).
+pub fn multinomial_batch(
+    logits: &mut [f32],
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    first_row: usize,
+    dsum: &mut [f32],
+) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { multinomial_batch_avx2(logits, labels, weights, table, first_row, dsum) };
+    }
+    multinomial_batch_portable(logits, labels, weights, table, first_row, dsum)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn multinomial_batch_avx2(
+    logits: &mut [f32],
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    first_row: usize,
+    dsum: &mut [f32],
+) -> f32 {
+    multinomial_batch_portable(logits, labels, weights, table, first_row, dsum)
+}
+
+#[inline(always)]
+fn multinomial_batch_portable(
+    logits: &mut [f32],
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    first_row: usize,
+    dsum: &mut [f32],
+) -> f32 {
+    let k = dsum.len();
+    let n = table.len() / k;
+    let mut loss = 0f32;
+    for (r, row) in logits.chunks_exact_mut(k).enumerate() {
+        let y = labels[r] as usize;
+        let w = weights.map_or(1.0, |w| w[r]);
+        let max = row_max(row);
+        let z_y = row[y] - max;
+        let sum = exp_in_place(row, max);
+        loss += w * (sum.ln() - z_y);
+        let scale = w / sum;
+        let t = (first_row + r) % n;
+        let trow = &mut table[t * k..(t + 1) * k];
+        for ((e, t), s) in row.iter_mut().zip(trow.iter_mut()).zip(dsum.iter_mut()) {
+            let a = *e * scale;
+            let delta = a - *t;
+            *t = a;
+            *e = delta;
+            *s += delta;
+        }
+        // The one-hot term: a_y and Δ_y are w lower.
+        trow[y] -= w;
+        row[y] -= w;
+        dsum[y] -= w;
+    }
+    loss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_libm_to_a_few_ulp() {
+        let mut worst = 0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 * i as f32 / 200_000.0;
+            let (got, want) = (exp_nonpositive(x) as f64, (x as f64).exp());
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 4e-7, "relative error {worst}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(-1000.0) < 2e-38);
+    }
+
+    #[test]
+    fn fused_batch_equals_the_formulas() {
+        let (b, k, n) = (5, 11, 7);
+        let logits: Vec<f32> = (0..b * k).map(|i| ((i * 37) % 23) as f32 * 0.7 - 6.0).collect();
+        let labels: Vec<i64> = (0..b as i64).map(|i| (i * 3) % k as i64).collect();
+        let weights: Vec<f32> = (0..b).map(|i| 0.5 + i as f32 * 0.25).collect();
+        let table0: Vec<f32> = (0..n * k).map(|i| ((i * 13) % 17) as f32 * 0.01 - 0.08).collect();
+        let first = 4; // rows 4, 5, 6, 0, 1: the batch wraps
+        let (mut delta, mut table, mut dsum) = (logits.clone(), table0.clone(), vec![0f32; k]);
+        let loss = multinomial_batch(&mut delta, &labels, Some(&weights), &mut table, first, &mut dsum);
+        let mut want_loss = 0f64;
+        let mut want_dsum = vec![0f64; k];
+        for r in 0..b {
+            let z: Vec<f64> = logits[r * k..(r + 1) * k].iter().map(|&v| v as f64).collect();
+            let max = z.iter().cloned().fold(f64::MIN, f64::max);
+            let s: f64 = z.iter().map(|v| (v - max).exp()).sum();
+            let y = labels[r] as usize;
+            let w = weights[r] as f64;
+            want_loss += w * (s.ln() - (z[y] - max));
+            let t = (first + r) % n;
+            for c in 0..k {
+                let a = w * ((z[c] - max).exp() / s - if c == y { 1.0 } else { 0.0 });
+                let d = a - table0[t * k + c] as f64;
+                assert!(
+                    (table[t * k + c] as f64 - a).abs() < 1e-6,
+                    "table row {t} col {c}"
+                );
+                assert!(
+                    (delta[r * k + c] as f64 - d).abs() < 1e-6,
+                    "delta row {r} col {c}"
+                );
+                want_dsum[c] += d;
+            }
+        }
+        assert!(
+            (loss as f64 - want_loss).abs() < 1e-5 * want_loss.abs(),
+            "{loss} vs {want_loss}"
+        );
+        for c in 0..k {
+            assert!((dsum[c] as f64 - want_dsum[c]).abs() < 1e-5);
+        }
+        // Rows outside the batch are untouched.
+        let t = 2;
+        assert_eq!(table[t * k..(t + 1) * k], table0[t * k..(t + 1) * k]);
+    }
+}
