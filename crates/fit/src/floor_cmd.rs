@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use solver::engine::{epoch_floor, head_floor, DeviceSplit};
+use solver::engine::{epoch_floor, epoch_time, head_floor, DeviceSplit};
 use solver::{BackendKind, FeatureSource};
 
 #[derive(Args, Debug)]
@@ -49,6 +49,9 @@ pub fn run(args: FloorArgs) -> Result<()> {
         out["k_wide_sweep_s"] = sweep.into();
         out["active_gemms_s"] = gemms.into();
         out["head_floor_s_per_epoch"] = (sweep + gemms).into();
+        let (host, tensor) = epoch_time(&train, m, 256, args.reps);
+        out["epoch_host_s"] = host.into();
+        out["epoch_tensor_s"] = tensor.into();
     }
     println!("{out}");
     Ok(())

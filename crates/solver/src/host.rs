@@ -147,6 +147,152 @@ fn multinomial_batch_portable(
     loss
 }
 
+/// The state of a SAGA epoch on few features, on the host: `wt`/`gbar_w` are `[m, K]`
+/// row-major, `b`/`gbar_b` are `[K]`.
+pub struct HostLayer {
+    pub wt: Vec<f32>,
+    pub b: Vec<f32>,
+    pub gbar_w: Vec<f32>,
+    pub gbar_b: Vec<f32>,
+}
+
+/// The penalty and step of one λ, as the host epoch needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct HostStep {
+    pub lambda: f64,
+    pub alpha: f64,
+    pub lr: f64,
+    pub group: bool,
+}
+
+/// A whole multinomial SAGA epoch on `m` features, every batch fused on the host: for each
+/// row the logits `b + Σ_j x_j W_j` (m rows of W, in cache), the K-wide softmax/table step of
+/// [`multinomial_batch`], and the gradient `Σ_j x_j Δ` accumulated at once; then the batch's
+/// proximal step. No `batch × K` block is ever stored, and no per-batch tensor operation
+/// runs: with a few active features (the head of an ImageNet path) the GEMMs of the tensor
+/// path were half of the epoch and ran far below the machine's GEMM rate.
+///
+/// `x` is the split's `[n, m]` rows, `batches` the `(first row, length)` of each batch in the
+/// epoch's order (wrapping at n). Returns the epoch's loss sum (f32, as the tensor path sums).
+#[allow(clippy::too_many_arguments)]
+pub fn saga_epoch(
+    x: &[f32],
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    layer: &mut HostLayer,
+    batches: impl Iterator<Item = (usize, usize)>,
+    step: HostStep,
+) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { saga_epoch_avx2(x, labels, weights, table, layer, batches, step) };
+    }
+    saga_epoch_portable(x, labels, weights, table, layer, batches, step)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn saga_epoch_avx2(
+    x: &[f32],
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    layer: &mut HostLayer,
+    batches: impl Iterator<Item = (usize, usize)>,
+    step: HostStep,
+) -> f32 {
+    saga_epoch_portable(x, labels, weights, table, layer, batches, step)
+}
+
+#[inline(always)]
+fn saga_epoch_portable(
+    x: &[f32],
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    layer: &mut HostLayer,
+    batches: impl Iterator<Item = (usize, usize)>,
+    step: HostStep,
+) -> f32 {
+    let k = layer.b.len();
+    let m = layer.wt.len() / k.max(1);
+    let n = labels.len();
+    let nf = n as f32;
+    let mut row = vec![0f32; k];
+    let mut gsum = vec![0f32; m * k];
+    let mut dsum = vec![0f32; k];
+    let mut loss = 0f32;
+    for (start, len) in batches {
+        gsum.iter_mut().for_each(|v| *v = 0.0);
+        dsum.iter_mut().for_each(|v| *v = 0.0);
+        let mut batch_loss = 0f32;
+        for r in 0..len {
+            let i = (start + r) % n;
+            let xi = &x[i * m..(i + 1) * m];
+            row.copy_from_slice(&layer.b);
+            for (j, &xj) in xi.iter().enumerate() {
+                if xj != 0.0 {
+                    for (z, &w) in row.iter_mut().zip(&layer.wt[j * k..(j + 1) * k]) {
+                        *z += xj * w;
+                    }
+                }
+            }
+            let w = weights.map_or(1.0, |w| w[i]);
+            batch_loss +=
+                multinomial_batch_portable(&mut row, &labels[i..i + 1], Some(&[w]), table, i, &mut dsum);
+            for (j, &xj) in xi.iter().enumerate() {
+                if xj != 0.0 {
+                    for (g, &d) in gsum[j * k..(j + 1) * k].iter_mut().zip(&row) {
+                        *g += xj * d;
+                    }
+                }
+            }
+        }
+        loss += batch_loss;
+        let bsz = len as f32;
+        let lr = step.lr as f32;
+        for (wv, (g, gb)) in layer.wt.iter_mut().zip(gsum.iter().zip(&layer.gbar_w)) {
+            *wv -= lr * (*g / bsz + *gb);
+        }
+        prox_host(&mut layer.wt, k, step);
+        for (bv, (d, gb)) in layer.b.iter_mut().zip(dsum.iter().zip(&layer.gbar_b)) {
+            *bv -= lr * (*d / bsz + *gb);
+        }
+        for (gb, g) in layer.gbar_w.iter_mut().zip(&gsum) {
+            *gb += *g / nf;
+        }
+        for (gb, d) in layer.gbar_b.iter_mut().zip(&dsum) {
+            *gb += *d / nf;
+        }
+    }
+    loss
+}
+
+/// The elastic-net proximal step of [`crate::engine::prox`] on a host `[m, K]` weight block.
+#[inline(always)]
+fn prox_host(wt: &mut [f32], k: usize, step: HostStep) {
+    let shrink = (step.lr * step.lambda * step.alpha) as f32;
+    let ridge = (1.0 + step.lr * step.lambda * (1.0 - step.alpha)) as f32;
+    if step.group {
+        for wrow in wt.chunks_exact_mut(k) {
+            let norm = wrow.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let scale = if norm > 0.0 {
+                (1.0 - shrink / norm).max(0.0)
+            } else {
+                0.0
+            };
+            wrow.iter_mut().for_each(|v| *v = *v * scale / ridge);
+        }
+    } else {
+        for v in wt.iter_mut() {
+            let soft = *v - v.clamp(-shrink, shrink);
+            *v = if ridge == 1.0 { soft } else { soft / ridge };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
