@@ -98,7 +98,7 @@ impl HostRows {
         self.x.as_ref().map(|b| {
             let bytes: &[u8] = b;
             assert!(
-                bytes.as_ptr().align_offset(4) == 0 && bytes.len() % 4 == 0,
+                bytes.as_ptr().align_offset(4) == 0 && bytes.len().is_multiple_of(4),
                 "f32 rows"
             );
             // SAFETY: the buffer was made from a Vec<f32> (aligned, whole f32 values) and is
@@ -398,7 +398,8 @@ impl SagaState {
     /// filled with every example's gradient at that point. (Design §2 starts the table at 0;
     /// that makes the first epoch plain SGD, which at λ_max walks away from the optimum it
     /// starts at: 16 nonzeros and a 1e-3 KKT violation at λ_max on the 100-class benchmark.)
-    pub fn initial(train: &DeviceSplit, family: Family) -> Self {
+    /// Returns the full gradient there too, as [`SagaState::at`] does.
+    pub fn initial(train: &DeviceSplit, family: Family) -> (Self, FullGradient) {
         let device = train.device();
         let (d, k) = (train.d, train.k);
         let ybar = weighted_target_mean(train); // [1, K]
@@ -414,7 +415,7 @@ impl SagaState {
                 (p.clone() / (p.neg() + 1.0)).log()
             }
         };
-        Self::at(train, family, Tensor::zeros([d, k], &device), b).0
+        Self::at(train, family, Tensor::zeros([d, k], &device), b)
     }
 
     /// The state at a given layer (`wt [d, K]`, `b [1, K]`), with the table and its averages
@@ -776,17 +777,11 @@ impl TableRows {
                 let device = logits.device();
                 let k = train.k;
                 let mut buf = logits.try_into_vec_as::<f32>().expect("f32 logits");
-                let at = |i: usize| (start + i) % n;
-                let labels: Vec<i64> = (0..len).map(|i| rows.labels[at(i)]).collect();
-                let weights: Option<Vec<f32>> = rows
-                    .weights
-                    .as_ref()
-                    .map(|w| (0..len).map(|i| w[at(i)]).collect());
                 let mut dsum = vec![0f32; k];
                 *loss += crate::host::multinomial_batch(
                     &mut buf,
-                    &labels,
-                    weights.as_deref(),
+                    &rows.labels,
+                    rows.weights.as_deref(),
                     table,
                     start,
                     &mut dsum,

@@ -72,9 +72,9 @@ fn exp_in_place(row: &mut [f32], shift: f32) -> f32 {
     sum
 }
 
-/// One batch of multinomial SAGA, the part that is K wide, for batch row `r` at table row
-/// `(first_row + r) mod n`:
-/// `a = w·(softmax(z) − onehot(y))`, `Δ = a − T[row]`, `T[row] ← a`, `Σ_r Δ` into `dsum`.
+/// One batch of multinomial SAGA, the part that is K wide, for batch row `r` at split row
+/// `i = (first_row + r) mod n` (`labels`, `weights` and the table are the split's, all n rows):
+/// `a = w_i·(softmax(z) − onehot(y_i))`, `Δ = a − T[i]`, `T[i] ← a`, `Σ_r Δ` into `dsum`.
 /// `logits` (`[B, K]`, bias added) is overwritten with Δ. Returns `Σ_r w_r·loss_r` with
 /// `loss = log Σ e^z − z_y`, summed in f32 as the tensor path sums it: the epoch objective's
 /// f32 plateau is what the lookbehind rule detects, so both paths stop alike.
@@ -123,15 +123,15 @@ fn multinomial_batch_portable(
     let n = table.len() / k;
     let mut loss = 0f32;
     for (r, row) in logits.chunks_exact_mut(k).enumerate() {
-        let y = labels[r] as usize;
-        let w = weights.map_or(1.0, |w| w[r]);
+        let i = (first_row + r) % n;
+        let y = labels[i] as usize;
+        let w = weights.map_or(1.0, |w| w[i]);
         let max = row_max(row);
         let z_y = row[y] - max;
         let sum = exp_in_place(row, max);
         loss += w * (sum.ln() - z_y);
         let scale = w / sum;
-        let t = (first_row + r) % n;
-        let trow = &mut table[t * k..(t + 1) * k];
+        let trow = &mut table[i * k..(i + 1) * k];
         for ((e, t), s) in row.iter_mut().zip(trow.iter_mut()).zip(dsum.iter_mut()) {
             let a = *e * scale;
             let delta = a - *t;
@@ -239,9 +239,7 @@ fn saga_epoch_portable(
                     }
                 }
             }
-            let w = weights.map_or(1.0, |w| w[i]);
-            batch_loss +=
-                multinomial_batch_portable(&mut row, &labels[i..i + 1], Some(&[w]), table, i, &mut dsum);
+            batch_loss += multinomial_batch_portable(&mut row, labels, weights, table, i, &mut dsum);
             for (j, &xj) in xi.iter().enumerate() {
                 if xj != 0.0 {
                     for (g, &d) in gsum[j * k..(j + 1) * k].iter_mut().zip(&row) {
@@ -314,8 +312,9 @@ mod tests {
     fn fused_batch_equals_the_formulas() {
         let (b, k, n) = (5, 11, 7);
         let logits: Vec<f32> = (0..b * k).map(|i| ((i * 37) % 23) as f32 * 0.7 - 6.0).collect();
-        let labels: Vec<i64> = (0..b as i64).map(|i| (i * 3) % k as i64).collect();
-        let weights: Vec<f32> = (0..b).map(|i| 0.5 + i as f32 * 0.25).collect();
+        // Labels and weights per split row, like the table.
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 3) % k as i64).collect();
+        let weights: Vec<f32> = (0..n).map(|i| 0.5 + i as f32 * 0.25).collect();
         let table0: Vec<f32> = (0..n * k).map(|i| ((i * 13) % 17) as f32 * 0.01 - 0.08).collect();
         let first = 4; // rows 4, 5, 6, 0, 1: the batch wraps
         let (mut delta, mut table, mut dsum) = (logits.clone(), table0.clone(), vec![0f32; k]);
@@ -326,10 +325,10 @@ mod tests {
             let z: Vec<f64> = logits[r * k..(r + 1) * k].iter().map(|&v| v as f64).collect();
             let max = z.iter().cloned().fold(f64::MIN, f64::max);
             let s: f64 = z.iter().map(|v| (v - max).exp()).sum();
-            let y = labels[r] as usize;
-            let w = weights[r] as f64;
-            want_loss += w * (s.ln() - (z[y] - max));
             let t = (first + r) % n;
+            let y = labels[t] as usize;
+            let w = weights[t] as f64;
+            want_loss += w * (s.ln() - (z[y] - max));
             for c in 0..k {
                 let a = w * ((z[c] - max).exp() / s - if c == y { 1.0 } else { 0.0 });
                 let d = a - table0[t * k + c] as f64;

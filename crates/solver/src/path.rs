@@ -519,7 +519,7 @@ fn solve_screened(
     state: SagaState,
     step: Step,
     prev_lambda: f64,
-    grad: Option<FullGradient>,
+    start_grad: FullGradient,
     boost: &mut f64,
     config: &PathConfig,
     seed: u64,
@@ -547,10 +547,6 @@ fn solve_screened(
     if 2 * nonzero.iter().filter(|&&nz| nz).count() > d {
         return full(state, 0, boost);
     }
-    let start_grad = match grad {
-        Some(g) => g,
-        None => engine::full_gradient(train, &state.wt, &state.b, step.family),
-    };
     let scores = engine::feature_scores(&start_grad.0, step.group);
     // A zero feature counts as violating its optimality condition when its score exceeds λα
     // by more than this relative margin: far inside the 1e-3·λα the optimality checks allow.
@@ -824,16 +820,11 @@ pub fn run_path(
     }
     // Every λ starts from the table refilled at its start, so the resumed state is the
     // uninterrupted run's, bit for bit.
-    let (mut state, start_grad) = match resumed {
+    // `grad`: the full gradient at the current state (the table is the exact one there).
+    let (mut state, mut grad) = match resumed {
         Some((wt, b)) => SagaState::at(&dp.train, family, wt, b),
-        None => {
-            let state = SagaState::initial(&dp.train, family);
-            let grad = (state.gbar_w.clone(), state.gbar_b.clone());
-            (state, grad)
-        }
+        None => SagaState::initial(&dp.train, family),
     };
-    // Full gradient at the current state (the table is the exact one there).
-    let mut grad: Option<FullGradient> = Some(start_grad);
     let total = lambdas.len();
     let end = opts.stop_after.map_or(total, |s| s.min(total));
     if let Some(reason) = result.records.last().and_then(|r| opts.early_end(r, k)) {
@@ -875,7 +866,7 @@ pub fn run_path(
             let ratio = (lambda / lambdas[index - 1]).ln() / (lambdas[index - 1] / lambdas[index - 2]).ln();
             if ratio.is_finite() {
                 state = extrapolated_start(state, prev, ratio);
-                grad = Some(state.refill(&dp.train, family));
+                grad = state.refill(&dp.train, family);
             }
         }
         let solved = solve_screened(
@@ -883,7 +874,7 @@ pub fn run_path(
             state,
             step,
             prev_lambda,
-            grad.take(),
+            grad,
             &mut boost,
             config,
             lambda_seed,
@@ -931,7 +922,7 @@ pub fn run_path(
                 session,
             },
         );
-        grad = Some(end_grad);
+        grad = end_grad;
         if opts.verbose {
             eprintln!("{}", record_line(&record, total, k));
         }
@@ -1020,8 +1011,7 @@ pub fn fit_lambda(
         return Err(SolverError::Config(format!("lambda must be >= 0, got {lambda}")));
     }
     let dp = DeviceProblem::upload(problem.clone(), device, config.seed);
-    let state = SagaState::initial(&dp.train, problem.family);
-    let start_grad = (state.gbar_w.clone(), state.gbar_b.clone());
+    let (state, start_grad) = SagaState::initial(&dp.train, problem.family);
     let lr = base_step(&dp.train, config);
     let step = Step {
         lambda,
@@ -1040,7 +1030,7 @@ pub fn fit_lambda(
         state,
         step,
         lambda_max.max(lambda),
-        Some(start_grad),
+        start_grad,
         &mut boost,
         config,
         config.seed,
