@@ -123,7 +123,7 @@ impl Dense64 {
             n: s.n,
             d: s.d,
             k: p.k,
-            x: s.x.iter().map(|&v| v as f64).collect(),
+            x: s.x.to_f32(0, s.x.len()).iter().map(|&v| v as f64).collect(),
             y: s.target_matrix(p.k).iter().map(|&v| v as f64).collect(),
             w: s.weights
                 .as_ref()

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use solver::io::{encode_arrays, read_safetensors, write_atomic, Array};
-use solver::{Split, Targets};
+use solver::{Features, Split, Storage, Targets};
 
 /// Bumped when the shard layout changes, so old caches are rebuilt instead of misread.
 pub const FORMAT_VERSION: u32 = 1;
@@ -89,6 +89,10 @@ pub struct Manifest {
     pub dataset_fingerprint: String,
     pub dim: usize,
     pub shard_size: usize,
+    /// Precision of the stored features (f32, f16, bf16): half precision halves the cache
+    /// and the memory of the features when they are loaded.
+    #[serde(default)]
+    pub storage: Storage,
     pub splits: BTreeMap<String, SplitSpec>,
 }
 
@@ -111,6 +115,8 @@ impl Manifest {
             "dimension"
         } else if self.shard_size != other.shard_size {
             "shard size"
+        } else if self.storage != other.storage {
+            "storage precision"
         } else {
             "splits"
         }
@@ -345,9 +351,15 @@ impl FeatureCache {
                     found: values.len(),
                 });
             }
-            let features = Array::Float {
-                shape: vec![rows, dim],
-                data: values,
+            let features = match self.manifest.storage {
+                Storage::F32 => Array::Float {
+                    shape: vec![rows, dim],
+                    data: values,
+                },
+                storage => Array::Half {
+                    shape: vec![rows, dim],
+                    data: Features::F32(values).into_storage(storage),
+                },
             };
             let labels = match targets {
                 Targets::Classes(c) => Array::Int {
@@ -374,7 +386,7 @@ impl FeatureCache {
     pub fn load(&self, split: &str) -> Result<Split> {
         let spec = self.spec(split)?.clone();
         let dim = self.manifest.dim;
-        let mut x = Vec::with_capacity(spec.n * dim);
+        let mut x = Features::F32(Vec::new()).into_storage(self.manifest.storage);
         let mut classes = Vec::new();
         let mut dense = Vec::new();
         for (i, range) in self.shard_ranges(split).into_iter().enumerate() {
@@ -392,8 +404,9 @@ impl FeatureCache {
             let (mut tensors, _) = read_safetensors(&path)?;
             match tensors.remove("features") {
                 Some(Array::Float { shape, data }) if shape == [range.len(), dim] => {
-                    x.extend_from_slice(&data)
+                    x.append(Features::F32(data))
                 }
+                Some(Array::Half { shape, data }) if shape == [range.len(), dim] => x.append(data),
                 Some(a) => {
                     return Err(corrupt(format!(
                         "features have shape {:?}, expected [{}, {dim}]",
@@ -439,6 +452,7 @@ mod tests {
             dataset_fingerprint: "f".into(),
             dim,
             shard_size: 4,
+            storage: Storage::F32,
             splits: [(
                 "train".to_string(),
                 SplitSpec {
@@ -502,9 +516,35 @@ mod tests {
         assert_eq!(done, 6);
         assert_eq!(seen, vec![4..8, 8..10], "only missing shards are recomputed");
         let split = cache.load("train").unwrap();
-        assert_eq!(split.x, (0..10).flat_map(|i| row(i, 3)).collect::<Vec<_>>());
+        assert_eq!(split.x, Features::F32((0..10).flat_map(|i| row(i, 3)).collect()));
         assert_eq!(split.targets, labels);
         assert_eq!(cache.extract("train", &labels, false, compute).unwrap(), 0);
+    }
+
+    #[test]
+    fn half_precision_cache_stores_and_loads_half_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = Targets::Classes((0..10).map(|i| i % 2).collect());
+        let mut half = manifest(10, 3);
+        half.storage = Storage::F16;
+        let (cache, _) = FeatureCache::open(dir.path(), half.clone()).unwrap();
+        let fractional =
+            |r: Range<usize>| compute(r).map(|v| v.iter().map(|x| x + 0.1).collect::<Vec<f32>>());
+        cache.extract("train", &labels, false, fractional).unwrap();
+        let split = cache.load("train").unwrap();
+        let exact: Vec<f32> = fractional(0..10).unwrap();
+        assert_eq!(split.x, Features::F32(exact).into_storage(Storage::F16));
+        // Shards take 2 bytes a value.
+        let (tensors, _) = read_safetensors(&cache.shard_path("train", 0)).unwrap();
+        assert!(matches!(tensors["features"], Array::Half { .. }));
+        // Asking for f32 rebuilds the cache.
+        let (_, state) = FeatureCache::open(dir.path(), manifest(10, 3)).unwrap();
+        assert_eq!(
+            state,
+            CacheState::Rebuilt {
+                reason: "storage precision".into()
+            }
+        );
     }
 
     #[test]

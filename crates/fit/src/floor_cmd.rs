@@ -29,7 +29,13 @@ pub fn run(args: FloorArgs) -> Result<()> {
     let k = args.num_classes.unwrap_or_else(|| split.implied_outputs());
     let (n, d) = (split.n, split.d);
     let device = args.backend.device()?;
-    let train = DeviceSplit::from_split(split, k, &device, None);
+    let train = DeviceSplit::from_split(
+        split.into_storage(solver::data::Storage::F32),
+        k,
+        &device,
+        None,
+        false,
+    );
     let (fwd, bwd) = epoch_floor(&train, args.reps);
     let flops = 2.0 * n as f64 * d as f64 * k as f64;
     let floor = fwd + bwd;

@@ -233,7 +233,7 @@ impl LoadedRun {
 
     /// The split's raw (cached, unstandardized) features `[n, d]`; unreadable examples are NaN.
     pub fn activations(&self) -> Result<Vec<f32>> {
-        Ok(self.cache.load(self.split)?.x)
+        Ok(self.cache.load(self.split)?.x.into_f32())
     }
 
     pub fn label_name(&self, i: usize) -> String {

@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use solver::{
     BackendKind, Family, FeatureSource, PathConfig, PathResult, Problem, RunOptions, Selection, Standardizer,
-    StepSize, Threshold,
+    StepSize, Storage, Threshold,
 };
 
 #[derive(Args, Debug)]
@@ -101,6 +101,18 @@ pub struct PathArgs {
     /// The features are already standardized: skip it (mean 0, std 1 are stored with layers).
     #[arg(long)]
     no_standardize: bool,
+    /// How the features are held in memory: f32, f16 or bf16 (computed in f32 either way; a
+    /// half-precision X takes half the memory). Default: the files' own precision (f16 `.npy`
+    /// and F16/BF16 safetensors stay half, anything else is f32).
+    #[arg(long, value_name = "PRECISION")]
+    storage: Option<Storage>,
+    /// Move X to the compute device a block at a time (batches, row chunks of full passes,
+    /// the screened columns) from host memory (`--stream`, `--stream memory`: a GPU then
+    /// holds only the SAGA table, W and the blocks in flight) or from the `.npy` files
+    /// themselves (`--stream disk`: X is never loaded; for features larger than memory). Same
+    /// path bit for bit. Half-precision storage is always held in host memory this way.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "memory", value_name = "FROM")]
+    stream: Option<StreamFrom>,
     /// Run only the first N λ of the path (selection then sees only those).
     #[arg(long)]
     first: Option<usize>,
@@ -113,6 +125,13 @@ pub struct PathArgs {
     /// No progress bars or per-λ lines.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Where `--stream` reads the feature rows from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamFrom {
+    Memory,
+    Disk,
 }
 
 /// What `path.json` holds: the path, the selection, and where the files are.
@@ -166,9 +185,17 @@ pub fn run(args: PathArgs) -> Result<()> {
         );
     }
 
+    if let (Some(StreamFrom::Disk), Some(storage)) = (args.stream, args.storage) {
+        anyhow::bail!(
+            "--storage {storage} cannot apply to --stream disk: the rows are read in the files' own precision"
+        );
+    }
     let load = |spec: &str, name: &str| -> Result<solver::Split> {
         let source = FeatureSource::parse(spec)?;
-        Ok(source.load(name)?)
+        Ok(match args.stream {
+            Some(StreamFrom::Disk) => source.load_streamed(name)?,
+            _ => source.load_as(name, args.storage)?,
+        })
     };
     let train = load(&args.train, "train")?;
     let val = load(&args.val, "val")?;
@@ -209,17 +236,24 @@ pub fn run(args: PathArgs) -> Result<()> {
         stop_after: args.first,
         max_features_per_class: args.max_features_per_class,
         stop_at_val_score: args.reference_accuracy.map(|r| threshold.floor(r)),
+        host_rows: args.stream.is_some(),
     };
     if !args.quiet {
         eprintln!(
-            "path: n={} d={} K={} family={:?} alpha={} k={} backend={}",
+            "path: n={} d={} K={} family={:?} alpha={} k={} backend={} features {}{}",
             problem.train.n,
             problem.d(),
             problem.k,
             args.family,
             args.alpha,
             args.k,
-            args.backend.name()
+            args.backend.name(),
+            problem.train.x.storage(),
+            match args.stream {
+                Some(StreamFrom::Memory) => " (streamed from host memory)",
+                Some(StreamFrom::Disk) => " (streamed from the files)",
+                None => "",
+            }
         );
     }
     let result = solver::run_path(problem, &standardizer, &config, &device, &opts)?;

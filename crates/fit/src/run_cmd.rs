@@ -106,6 +106,10 @@ pub struct RunArgs {
     /// Start the path over instead of resuming a matching checkpoint.
     #[arg(long)]
     pub fresh: bool,
+    /// Precision of the cached features: f32, f16 or bf16 (half the disk and memory; the
+    /// solver computes in f32). A change rebuilds the cache.
+    #[arg(long, default_value = "f32", value_name = "PRECISION")]
+    pub feature_storage: solver::Storage,
     /// Compute backend: flex, ndarray, wgpu, tch or cuda (must be compiled in).
     #[arg(long, default_value = "flex")]
     pub backend: BackendKind,
@@ -242,11 +246,8 @@ fn targets(labels: &Labels) -> Targets {
 /// Drop the rows the backbone could not compute (NaN: unreadable images); returns how many.
 fn drop_unreadable(split: &mut solver::Split) -> Result<usize> {
     let d = split.d;
-    let bad: Vec<bool> = split
-        .x
-        .chunks_exact(d.max(1))
-        .map(|r| r.iter().any(|v| v.is_nan()))
-        .collect();
+    let row = |i: usize| split.x.to_f32(i * d, (i + 1) * d);
+    let bad: Vec<bool> = (0..split.n).map(|i| row(i).iter().any(|v| v.is_nan())).collect();
     let skipped = bad.iter().filter(|b| **b).count();
     if skipped == 0 {
         return Ok(0);
@@ -259,10 +260,8 @@ fn drop_unreadable(split: &mut solver::Split) -> Result<usize> {
         );
     }
     let keep: Vec<usize> = (0..split.n).filter(|&i| !bad[i]).collect();
-    let x = keep
-        .iter()
-        .flat_map(|&i| split.x[i * d..(i + 1) * d].iter().copied())
-        .collect();
+    let x: Vec<f32> = keep.iter().flat_map(|&i| row(i)).collect();
+    let x = solver::Features::from(x).into_storage(split.x.storage());
     let targets = match &split.targets {
         Targets::Classes(c) => Targets::Classes(keep.iter().map(|&i| c[i]).collect()),
         Targets::Dense { values, k } => Targets::Dense {
@@ -339,6 +338,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         dataset_fingerprint: datasets::fingerprint(&data)?,
         dim: desc.dim,
         shard_size: if arch.is_text() { 1024 } else { 256 },
+        storage: args.feature_storage,
         splits: splits
             .iter()
             .map(|(name, s)| {

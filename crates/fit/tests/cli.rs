@@ -507,3 +507,73 @@ fn path_ends_at_max_features_per_class_or_reference_accuracy() {
         "selection threshold must be a number >= 0",
     );
 }
+
+#[test]
+fn streamed_and_half_precision_features_follow_the_in_memory_path() {
+    let dir = common::scratch("cli", "storage");
+    let (d, k) = (12, 3);
+    let (x, _) = make_split(&dir, "train", 1500, d, k, 61);
+    make_split(&dir, "val", 300, d, k, 62);
+    let args = ["--k", "12", "--eps", "0.02"];
+    let plain = dir.join("plain");
+    let out = run_path(&dir, &plain, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // X held on the host and moved in blocks: the same path bit for bit.
+    let streamed = dir.join("streamed");
+    let out = run_path(&dir, &streamed, &[&args[..], &["--stream"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_layers(&plain, &streamed, 12);
+    // X read from the .npy files as the path runs (standardized as it is read).
+    let from_disk = dir.join("disk");
+    let out = run_path(&dir, &from_disk, &[&args[..], &["--stream", "disk"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_layers(&plain, &from_disk, 12);
+    assert_eq!(path_report(&from_disk)["memory"]["x_train"].as_u64(), Some(0));
+
+    // Half-precision storage: the f16 file and the f32 file read as f16 give the same
+    // path, and it stays near the f32 path (the features are rounded to 11 bits).
+    let half = dir.join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    write_npy(
+        &half.join("X_train.npy"),
+        &Array::Half {
+            shape: vec![1500, d],
+            data: solver::Features::F32(x).into_storage(solver::Storage::F16),
+        },
+    );
+    std::fs::copy(dir.join("y_train.npy"), half.join("y_train.npy")).unwrap();
+    std::fs::copy(dir.join("X_val.npy"), half.join("X_val.npy")).unwrap();
+    std::fs::copy(dir.join("y_val.npy"), half.join("y_val.npy")).unwrap();
+    let from_file = half.join("out");
+    let out = run_path(&half, &from_file, &[&args[..], &["--storage", "f16"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let converted = dir.join("f16");
+    let out = run_path(&dir, &converted, &[&args[..], &["--storage", "f16"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_layers(&from_file, &converted, 12);
+    let report = path_report(&converted);
+    assert_eq!(report["memory"]["storage"].as_str(), Some("f16"));
+    assert_eq!(report["memory"]["x_train"].as_u64(), Some((1500 * d * 2) as u64));
+
+    let bf16 = dir.join("bf16");
+    let out = run_path(&dir, &bf16, &[&args[..], &["--storage", "bf16"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let f32_path = path_report(&plain);
+    for (run, tol) in [(&converted, 1e-3), (&bf16, 1e-2)] {
+        let report = path_report(run);
+        for (a, b) in f32_path["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(report["records"].as_array().unwrap())
+        {
+            let (fa, fb) = (a["objective"].as_f64().unwrap(), b["objective"].as_f64().unwrap());
+            assert!(
+                (fa - fb).abs() <= tol * fa,
+                "{}: objective {fb} vs f32 {fa}",
+                run.display()
+            );
+        }
+    }
+}

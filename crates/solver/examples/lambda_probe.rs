@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let record = &path["records"][index];
     let k = path["k"].as_u64().ok_or("k")? as usize;
     let device = BackendKind::Flex.device()?;
-    let split = DeviceSplit::from_split(train, k, &device, Some(0));
+    let split = DeviceSplit::from_split(train, k, &device, Some(0), false);
     let (n, d) = (split.n, split.d);
     let load = |i: usize| -> Result<(Tensor<2>, Tensor<2>), Box<dyn std::error::Error>> {
         let layer = Layer::load(&solver::path::layer_file(&run_dir, i))?;
@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             (wt1.clone(), b1.clone())
         };
-        let logits = split.x.clone().matmul(wt.clone()) + b.clone();
+        let logits = split.x().clone().matmul(wt.clone()) + b.clone();
         let (table, _) = engine::loss_and_grad(Family::Multinomial, logits, split.y.clone());
         let mut state = SagaState {
             wt,

@@ -1,10 +1,13 @@
 //! Host-side feature matrices and targets: validation (every bad value named by split, row and
 //! column) and standardization with training statistics (design §1).
 
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Family;
 use crate::error::{Result, SolverError};
+use crate::filerows::FileRows;
 
 /// What the model predicts for each example.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +30,276 @@ impl Targets {
     }
 }
 
+/// Precision in which a split's features are stored (on disk and in memory). The solver
+/// computes in f32 whatever the storage: half-precision rows are converted block by block
+/// (a batch, a chunk of a full pass, the screened columns), so X takes 2 bytes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    #[default]
+    F32,
+    F16,
+    BF16,
+}
+
+impl Storage {
+    /// Bytes per stored value.
+    pub fn bytes(self) -> usize {
+        match self {
+            Storage::F32 => 4,
+            Storage::F16 | Storage::BF16 => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Storage::F32 => "f32",
+            Storage::F16 => "f16",
+            Storage::BF16 => "bf16",
+        })
+    }
+}
+
+impl std::str::FromStr for Storage {
+    type Err = SolverError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" | "float32" => Ok(Storage::F32),
+            "f16" | "float16" | "half" => Ok(Storage::F16),
+            "bf16" | "bfloat16" => Ok(Storage::BF16),
+            other => Err(SolverError::Config(format!(
+                "unknown feature storage '{other}' (expected f32, f16 or bf16)"
+            ))),
+        }
+    }
+}
+
+/// A split's `n × d` feature values, row-major, in their storage precision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Features {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    /// Rows left in their file and read as they are needed ([`FileRows`]); reads are whole
+    /// rows.
+    File(FileRows),
+}
+
+impl From<Vec<f32>> for Features {
+    fn from(v: Vec<f32>) -> Self {
+        Features::F32(v)
+    }
+}
+
+impl Features {
+    pub fn len(&self) -> usize {
+        match self {
+            Features::F32(v) => v.len(),
+            Features::F16(v) => v.len(),
+            Features::BF16(v) => v.len(),
+            Features::File(f) => f.rows() * f.cols(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn storage(&self) -> Storage {
+        match self {
+            Features::F32(_) => Storage::F32,
+            Features::F16(_) => Storage::F16,
+            Features::BF16(_) => Storage::BF16,
+            Features::File(f) => f.dtype(),
+        }
+    }
+
+    /// Bytes the values take in memory (none for rows left in their file).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Features::File(_) => 0,
+            _ => self.len() as u64 * self.storage().bytes() as u64,
+        }
+    }
+
+    /// The values when stored as f32.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            Features::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Values `start..start + out.len()` converted to f32 into `out` (whole rows for
+    /// [`Features::File`]).
+    pub fn read_into(&self, start: usize, out: &mut [f32]) {
+        let end = start + out.len();
+        match self {
+            Features::F32(v) => out.copy_from_slice(&v[start..end]),
+            Features::F16(v) => v[start..end].convert_to_f32_slice(out),
+            Features::BF16(v) => v[start..end].convert_to_f32_slice(out),
+            Features::File(f) => {
+                assert!(
+                    start.is_multiple_of(f.cols()) && out.len().is_multiple_of(f.cols()),
+                    "rows are read whole from a file"
+                );
+                f.read_rows(start / f.cols(), out)
+            }
+        }
+    }
+
+    /// Values `start..end` as f32.
+    pub fn to_f32(&self, start: usize, end: usize) -> Vec<f32> {
+        let mut out = vec![0f32; end - start];
+        self.read_into(start, &mut out);
+        out
+    }
+
+    /// Every value as f32 (a copy unless stored as f32).
+    pub fn into_f32(self) -> Vec<f32> {
+        match self {
+            Features::F32(v) => v,
+            other => other.to_f32(0, other.len()),
+        }
+    }
+
+    /// Convert to another storage precision (rounding to nearest when narrowing); rows left
+    /// in a file are read into memory unless the file already holds that precision.
+    pub fn into_storage(self, storage: Storage) -> Features {
+        if self.storage() == storage && !matches!(self, Features::File(_)) {
+            return self;
+        }
+        if let Features::File(f) = &self {
+            if f.dtype() == storage {
+                return self;
+            }
+        }
+        let v = self.into_f32();
+        match storage {
+            Storage::F32 => Features::F32(v),
+            Storage::F16 => Features::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
+            Storage::BF16 => Features::BF16(v.iter().map(|&x| bf16::from_f32(x)).collect()),
+        }
+    }
+
+    /// Append `other`'s values, converted to this storage precision (a file's rows are read).
+    pub fn append(&mut self, other: Features) {
+        let other = other.into_storage_in_memory().into_storage(self.storage());
+        match (self, other) {
+            (Features::F32(a), Features::F32(b)) => a.extend(b),
+            (Features::F16(a), Features::F16(b)) => a.extend(b),
+            (Features::BF16(a), Features::BF16(b)) => a.extend(b),
+            _ => unreachable!("values are appended in memory, in one precision"),
+        }
+    }
+
+    /// The values in memory (read from their file if they are there).
+    fn into_storage_in_memory(self) -> Features {
+        match self {
+            Features::File(f) => {
+                let storage = f.dtype();
+                let v = Features::File(f).into_f32();
+                Features::F32(v).into_storage(storage)
+            }
+            other => other,
+        }
+    }
+
+    /// The first value that is not finite, with its position.
+    pub fn first_non_finite(&self) -> Option<(usize, f32)> {
+        match self {
+            Features::File(f) => {
+                let mut found = None;
+                let mut at = 0;
+                self.for_each_block(f.cols(), |block| {
+                    if found.is_none() {
+                        found = block
+                            .iter()
+                            .position(|v| !v.is_finite())
+                            .map(|p| (at + p, block[p]));
+                        at += block.len();
+                    }
+                });
+                found
+            }
+            Features::F32(v) => v.iter().position(|x| !x.is_finite()).map(|p| (p, v[p])),
+            Features::F16(v) => v.iter().position(|x| !x.is_finite()).map(|p| (p, v[p].to_f32())),
+            Features::BF16(v) => v.iter().position(|x| !x.is_finite()).map(|p| (p, v[p].to_f32())),
+        }
+    }
+
+    /// Each value's bit pattern (for fingerprints).
+    pub fn for_each_bits(&self, mut f: impl FnMut(u64)) {
+        match self {
+            Features::F32(v) => v.iter().for_each(|x| f(x.to_bits() as u64)),
+            Features::F16(v) => v.iter().for_each(|x| f(x.to_bits() as u64)),
+            Features::BF16(v) => v.iter().for_each(|x| f(x.to_bits() as u64)),
+            Features::File(rows) => self.for_each_block(rows.cols(), |block| {
+                block.iter().for_each(|x| f(x.to_bits() as u64))
+            }),
+        }
+    }
+
+    /// Reorder rows of width `d` in place (see [`crate::engine::permute_rows`]).
+    pub fn permute_rows(&mut self, d: usize, order: &[usize]) {
+        use crate::engine::permute_rows;
+        match self {
+            Features::F32(v) => permute_rows(v, d, order),
+            Features::F16(v) => permute_rows(v, d, order),
+            Features::BF16(v) => permute_rows(v, d, order),
+            Features::File(f) => f.permute(order),
+        }
+    }
+
+    /// Apply `f` to every row of width `d` as f32 values, writing the result back in the
+    /// storage precision (f32 rows are changed in place). Not for rows in a file.
+    fn map_rows(&mut self, d: usize, mut f: impl FnMut(&mut [f32])) {
+        let mut row = vec![0f32; d];
+        match self {
+            Features::File(_) => unreachable!("rows in a file are transformed as they are read"),
+            Features::F32(v) => v.chunks_exact_mut(d).for_each(f),
+            Features::F16(v) => v.chunks_exact_mut(d).for_each(|r| {
+                r.convert_to_f32_slice(&mut row);
+                f(&mut row);
+                r.convert_from_f32_slice(&row);
+            }),
+            Features::BF16(v) => v.chunks_exact_mut(d).for_each(|r| {
+                r.convert_to_f32_slice(&mut row);
+                f(&mut row);
+                r.convert_from_f32_slice(&row);
+            }),
+        }
+    }
+
+    /// Visit every row of width `d` as f32 values.
+    fn for_each_row(&self, d: usize, mut f: impl FnMut(&[f32])) {
+        match self {
+            Features::F32(v) => v.chunks_exact(d).for_each(f),
+            _ => self.for_each_block(d, |block| block.chunks_exact(d).for_each(&mut f)),
+        }
+    }
+
+    /// Visit the values in blocks of whole rows (about 1 M values each) as f32.
+    fn for_each_block(&self, d: usize, mut f: impl FnMut(&[f32])) {
+        let rows = ((1usize << 20) / d.max(1)).max(1);
+        let n = self.len() / d.max(1);
+        let mut block = vec![0f32; rows * d];
+        for start in (0..n).step_by(rows) {
+            let len = rows.min(n - start);
+            let block = &mut block[..len * d];
+            self.read_into(start * d, block);
+            f(block);
+        }
+    }
+}
+
 /// One split (train, val or test): `n × d` features, row-major, and its targets.
 #[derive(Debug, Clone)]
 pub struct Split {
     pub name: String,
-    pub x: Vec<f32>,
+    pub x: Features,
     pub n: usize,
     pub d: usize,
     pub targets: Targets,
@@ -41,8 +309,9 @@ pub struct Split {
 
 impl Split {
     /// Build a split, checking that the feature matrix and the targets describe the same examples.
-    pub fn new(name: &str, x: Vec<f32>, n: usize, d: usize, targets: Targets) -> Result<Self> {
-        if x.len() != n * d {
+    pub fn new(name: &str, x: impl Into<Features>, n: usize, d: usize, targets: Targets) -> Result<Self> {
+        let x = x.into();
+        if Some(x.len()) != n.checked_mul(d) {
             return Err(SolverError::Config(format!(
                 "{name} split: feature buffer holds {} values, not {n} x {d}",
                 x.len()
@@ -66,6 +335,12 @@ impl Split {
             targets,
             weights: None,
         })
+    }
+
+    /// The same split with its features stored in `storage` precision.
+    pub fn into_storage(mut self, storage: Storage) -> Self {
+        self.x = self.x.into_storage(storage);
+        self
     }
 
     /// Attach per-example loss weights (non-negative, finite, not all zero).
@@ -108,12 +383,12 @@ impl Split {
                 found: self.d,
             });
         }
-        if let Some(pos) = self.x.iter().position(|v| !v.is_finite()) {
+        if let Some((pos, value)) = self.x.first_non_finite() {
             return Err(SolverError::NonFinite {
                 split: split(),
                 row: pos / self.d,
                 col: pos % self.d,
-                value: self.x[pos],
+                value,
             });
         }
         match (&self.targets, family) {
@@ -205,19 +480,19 @@ impl Standardizer {
     pub fn fit(train: &Split) -> Self {
         let (n, d) = (train.n, train.d);
         let mut mean = vec![0f64; d];
-        for row in train.x.chunks_exact(d) {
+        train.x.for_each_row(d, |row| {
             for (m, &v) in mean.iter_mut().zip(row) {
                 *m += v as f64;
             }
-        }
+        });
         mean.iter_mut().for_each(|m| *m /= n as f64);
         let mut var = vec![0f64; d];
-        for row in train.x.chunks_exact(d) {
+        train.x.for_each_row(d, |row| {
             for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
                 let c = v as f64 - m;
                 *s += c * c;
             }
-        }
+        });
         let mut clamped = Vec::new();
         let std = var
             .iter()
@@ -248,14 +523,19 @@ impl Standardizer {
         }
     }
 
-    /// Standardize a split in place: `(x − mean) / std`.
+    /// Standardize a split in place: `(x − mean) / std`, computed in f32 and stored in the
+    /// split's precision.
     pub fn apply(&self, split: &mut Split) {
         let d = self.mean.len();
-        for row in split.x.chunks_exact_mut(d) {
+        if let Features::File(rows) = &mut split.x {
+            rows.standardize(&self.mean, &self.std);
+            return;
+        }
+        split.x.map_rows(d, |row| {
             for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
                 *v = (*v - m) / s;
             }
-        }
+        });
     }
 
     /// Standardize every split of a problem (train, val, test) in place.

@@ -14,7 +14,7 @@ use burn::tensor::kind::Basic;
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::config::Family;
-use crate::data::{Split, Targets};
+use crate::data::{Features, Split, Targets};
 
 /// Largest `rows × K` block a full pass materialises at once (logits, probabilities, the
 /// loss gradient): 2²³ floats = 32 MiB. Problems with `n·K` below it run in one chunk.
@@ -69,9 +69,22 @@ impl DeviceTargets {
     }
 }
 
+/// Where a split's features are: a device tensor, or host rows in their storage precision
+/// that reach the device block by block as f32 (a batch, a chunk of a full pass, the screened
+/// columns). Host rows are how half-precision storage is held (2 bytes a value, computed in
+/// f32), and how a GPU holds only the table, W and the blocks in flight (`--stream`). Both
+/// give the same f32 blocks, so the same seed gives the same path bit for bit.
+#[derive(Clone)]
+// One per split: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum FeatureRows {
+    Device(Tensor<2>),
+    Host(std::sync::Arc<Features>),
+}
+
 /// One split uploaded to a device: features `[n, d]`, targets, optional sample weights `[n, 1]`.
 pub struct DeviceSplit {
-    pub x: Tensor<2>,
+    pub x: FeatureRows,
     pub y: DeviceTargets,
     pub w: Option<Tensor<2>>,
     pub n: usize,
@@ -80,6 +93,7 @@ pub struct DeviceSplit {
     /// Class labels and weights on the host, in row order, where the fused host batch
     /// ([`crate::host`]) applies: class labels on a backend whose tensors are host memory.
     pub host: Option<HostRows>,
+    device: Device,
 }
 
 /// Labels (and weights) of a split's rows, on the host.
@@ -125,7 +139,7 @@ pub fn host_kernels_apply(device: &Device) -> bool {
 impl DeviceSplit {
     /// Upload a copy of a split (the caller keeps its host data).
     pub fn upload(split: &Split, k: usize, device: &Device) -> Self {
-        Self::from_split(split.clone(), k, device, None)
+        Self::from_split(split.clone(), k, device, None, false)
     }
 
     /// Move a split to the device, its rows first put in the random order of `shuffle_seed`
@@ -134,7 +148,16 @@ impl DeviceSplit {
     /// order; the n×K table follows it. The rows are permuted in place on the host and the
     /// buffer handed to the backend, so X exists once (on CPU backends the tensor is that
     /// buffer; a GPU backend copies it to the device and the host copy is freed).
-    pub fn from_split(split: Split, k: usize, device: &Device, shuffle_seed: Option<u64>) -> Self {
+    ///
+    /// Features stored in half precision, or any features when `host_rows` is set, stay on
+    /// the host ([`FeatureRows::Host`]) and reach the device a block at a time.
+    pub fn from_split(
+        split: Split,
+        k: usize,
+        device: &Device,
+        shuffle_seed: Option<u64>,
+        host_rows: bool,
+    ) -> Self {
         let Split {
             mut x,
             n,
@@ -145,7 +168,7 @@ impl DeviceSplit {
         } = split;
         if let Some(seed) = shuffle_seed {
             let perm = shuffled_order(n, seed);
-            permute_rows(&mut x, d, &perm);
+            x.permute_rows(d, &perm);
             match &mut targets {
                 Targets::Classes(labels) => permute_rows(labels, 1, &perm),
                 Targets::Dense { values, k } => permute_rows(values, *k, &perm),
@@ -162,7 +185,12 @@ impl DeviceSplit {
             }),
             _ => None,
         };
-        let x = Tensor::<2>::from_data(TensorData::new(x, [n, d]), device);
+        let x = match x {
+            Features::F32(x) if !host_rows => {
+                FeatureRows::Device(Tensor::<2>::from_data(TensorData::new(x, [n, d]), device))
+            }
+            x => FeatureRows::Host(std::sync::Arc::new(x)),
+        };
         let y = DeviceTargets::upload(targets, n, device);
         let w = weights.map(|w| Tensor::<2>::from_data(TensorData::new(w, [n, 1]), device));
         DeviceSplit {
@@ -173,26 +201,98 @@ impl DeviceSplit {
             d,
             k,
             host,
+            device: device.clone(),
         }
     }
 
     pub fn device(&self) -> Device {
-        self.x.device()
+        self.device.clone()
     }
 
-    /// The same split restricted to the `m` feature columns listed in `columns` (the screened
-    /// problem of one λ): one `n × m` copy of X; targets and weights are shared.
-    pub fn columns(&self, columns: &Tensor<1, Int>, m: usize) -> DeviceSplit {
-        let x = self.x.clone().select(1, columns.clone());
-        let (x, host) = match &self.host {
-            Some(rows) if m <= HOST_EPOCH_MAX_FEATURES => {
-                // The copy's only handle: its buffer becomes shared bytes that the tensor and
-                // the host epoch both read.
-                let data = x.try_into_vec_as::<f32>().expect("f32 features");
+    /// X as a device tensor: a split held on the device, or a chunk of a full pass
+    /// ([`DeviceSplit::chunks`]). Host-held rows are read through `chunks`, `batch_x` and
+    /// `columns`; asking them for the whole tensor is a bug.
+    pub fn x(&self) -> &Tensor<2> {
+        match &self.x {
+            FeatureRows::Device(x) => x,
+            FeatureRows::Host(_) => panic!("host-held rows are read in blocks, not as one tensor"),
+        }
+    }
+
+    /// Rows `start..start+len` of X (wrapping past the last row like [`rows`]) as f32 on the
+    /// device: a view of a device-held X, a converted upload of host rows.
+    pub fn batch_x(&self, start: usize, len: usize) -> Tensor<2> {
+        match &self.x {
+            FeatureRows::Device(x) => rows(x.clone(), start, len, self.n),
+            FeatureRows::Host(values) => {
+                let block = host_block(values, start, len, self.n, self.d);
+                Tensor::from_data(TensorData::new(block, [len, self.d]), &self.device)
+            }
+        }
+    }
+
+    /// The X block of each span `(start, len)` in turn, as [`DeviceSplit::batch_x`] gives it;
+    /// host rows are read one block ahead on a helper thread (double buffering: the next
+    /// block is converted, or read from its file, while the device computes on this one).
+    pub fn x_blocks(&self, spans: Vec<(usize, usize)>) -> impl Iterator<Item = Tensor<2>> + '_ {
+        let mut ahead = match &self.x {
+            FeatureRows::Host(values) => Some(read_ahead(values, spans.clone(), self.n, self.d)),
+            FeatureRows::Device(_) => None,
+        };
+        spans.into_iter().map(move |(start, len)| match &mut ahead {
+            Some(blocks) => {
+                let block = blocks
+                    .next()
+                    .expect("the feature row reader stopped (its error is printed above)");
+                Tensor::from_data(TensorData::new(block, [len, self.d]), &self.device)
+            }
+            None => self.batch_x(start, len),
+        })
+    }
+
+    /// The same split restricted to the feature columns listed in `columns` (the screened
+    /// problem of one λ): one `n × m` f32 copy of X on the device; targets and weights are
+    /// shared.
+    pub fn columns(&self, columns: &[usize]) -> DeviceSplit {
+        let (n, d, m) = (self.n, self.d, columns.len());
+        let device = self.device();
+        let host_epoch = self.host.is_some() && m <= HOST_EPOCH_MAX_FEATURES;
+        // The copy as f32 values on the host, when it is built there or read there.
+        let values: Option<Vec<f32>> = match &self.x {
+            FeatureRows::Host(values) => {
+                let mut out = Vec::with_capacity(n * m);
+                for block in read_ahead(values, row_chunks(n, d).collect(), n, d) {
+                    for row in block.chunks_exact(d) {
+                        out.extend(columns.iter().map(|&j| row[j]));
+                    }
+                }
+                assert_eq!(
+                    out.len(),
+                    n * m,
+                    "the feature row reader stopped (its error is printed above)"
+                );
+                Some(out)
+            }
+            FeatureRows::Device(x) if host_epoch => {
+                let idx: Vec<i64> = columns.iter().map(|&j| j as i64).collect();
+                let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [m]), &device);
+                // The copy's only handle: flex hands its buffer over without a copy.
+                Some(
+                    x.clone()
+                        .select(1, idx)
+                        .try_into_vec_as::<f32>()
+                        .expect("f32 features"),
+                )
+            }
+            FeatureRows::Device(_) => None,
+        };
+        let (x, host) = match (values, &self.host) {
+            (Some(data), Some(rows)) if host_epoch => {
+                // The copy becomes shared bytes that the tensor and the host epoch both read.
                 let bytes = burn::tensor::Bytes::from_elems(data).shared();
                 let tensor = Tensor::<2>::from_data(
-                    TensorData::from_bytes(bytes.clone(), [self.n, m], burn::tensor::DType::F32),
-                    &self.device(),
+                    TensorData::from_bytes(bytes.clone(), [n, m], burn::tensor::DType::F32),
+                    &device,
                 );
                 let rows = HostRows {
                     x: Some(bytes),
@@ -200,39 +300,92 @@ impl DeviceSplit {
                 };
                 (tensor, Some(rows))
             }
-            _ => (x, self.host.clone()),
+            (Some(data), _) => (
+                Tensor::<2>::from_data(TensorData::new(data, [n, m]), &device),
+                self.host.clone(),
+            ),
+            (None, _) => {
+                let idx: Vec<i64> = columns.iter().map(|&j| j as i64).collect();
+                let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [m]), &device);
+                (self.x().clone().select(1, idx), self.host.clone())
+            }
         };
         DeviceSplit {
-            x,
+            x: FeatureRows::Device(x),
             y: self.y.clone(),
             w: self.w.clone(),
-            n: self.n,
+            n,
             d: m,
             k: self.k,
             host,
+            device,
         }
     }
 
-    /// Rows `start..start+len` as a split of their own (views, no copy): one chunk of a full
-    /// pass.
-    pub fn chunk(&self, start: usize, len: usize) -> DeviceSplit {
-        DeviceSplit {
-            x: self.x.clone().narrow(0, start, len),
-            y: self.y.rows(start, len, self.n),
-            w: self.w.clone().map(|w| w.narrow(0, start, len)),
-            n: len,
-            d: self.d,
-            k: self.k,
-            // Full passes over chunks run as tensor operations.
-            host: None,
-        }
-    }
-
-    /// Row chunks of a full pass over this split whose temporaries are `rows × width` (see
-    /// [`row_chunks`]): `width` is K for logits, d for a pass that transforms X itself.
+    /// Row chunks of a full pass over this split whose temporaries are `rows × width` and
+    /// whose X block is `rows × d` (see [`row_chunks`]): `width` is K for logits. Device-held
+    /// and host-held rows are cut alike, so both sum the same blocks in the same order.
     pub fn chunks(&self, width: usize) -> impl Iterator<Item = DeviceSplit> + '_ {
-        row_chunks(self.n, width).map(|(s, len)| self.chunk(s, len))
+        self.spanned_chunks(width).map(|(_, part)| part)
     }
+
+    /// [`DeviceSplit::chunks`] with each chunk's `(start, len)`; host rows are read ahead
+    /// ([`DeviceSplit::x_blocks`]).
+    pub fn spanned_chunks(&self, width: usize) -> impl Iterator<Item = ((usize, usize), DeviceSplit)> + '_ {
+        let spans = self.chunk_spans(width);
+        let blocks = self.x_blocks(spans.clone());
+        spans.into_iter().zip(blocks).map(|((start, len), x)| {
+            let part = DeviceSplit {
+                x: FeatureRows::Device(x),
+                y: self.y.rows(start, len, self.n),
+                w: self.w.clone().map(|w| w.narrow(0, start, len)),
+                n: len,
+                d: self.d,
+                k: self.k,
+                // Full passes over chunks run as tensor operations.
+                host: None,
+                device: self.device.clone(),
+            };
+            ((start, len), part)
+        })
+    }
+
+    /// The `(start, len)` of each chunk of [`DeviceSplit::chunks`].
+    pub fn chunk_spans(&self, width: usize) -> Vec<(usize, usize)> {
+        row_chunks(self.n, width.max(self.d)).collect()
+    }
+}
+
+/// Rows `start..start+len` of host-held X (`n × d`) as f32, wrapping past the last row.
+fn host_block(values: &Features, start: usize, len: usize, n: usize, d: usize) -> Vec<f32> {
+    let mut block = vec![0f32; len * d];
+    let head = len.min(n - start);
+    values.read_into(start * d, &mut block[..head * d]);
+    if head < len {
+        values.read_into(0, &mut block[head * d..]);
+    }
+    block
+}
+
+/// The blocks of `spans` read by a helper thread one ahead of their use (a channel of one
+/// block: at most two exist at once). If a read fails, the thread stops with its error and
+/// the iterator ends early; callers treat a missing block as that failure.
+fn read_ahead(
+    values: &std::sync::Arc<Features>,
+    spans: Vec<(usize, usize)>,
+    n: usize,
+    d: usize,
+) -> std::sync::mpsc::IntoIter<Vec<f32>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let values = values.clone();
+    std::thread::spawn(move || {
+        for (start, len) in spans {
+            if tx.send(host_block(&values, start, len, n, d)).is_err() {
+                break;
+            }
+        }
+    });
+    rx.into_iter()
 }
 
 /// The seeded random order of `n` training rows (`order[i]` = the original row placed at i).
@@ -449,27 +602,41 @@ impl SagaState {
         let device = train.device();
         self.table = Tensor::zeros([1, k], &device);
         let logits = LogitsOf::new(&self.wt, &self.b);
-        let mut chunks = row_chunks(n, k).peekable();
-        let first = chunks.next().expect("a split has rows");
-        self.table = if chunks.peek().is_none() {
-            table_at(train, family, logits.of(&train.x))
-        } else {
-            let mut table = Tensor::<2>::zeros([n, k], &device);
-            for (start, len) in std::iter::once(first).chain(chunks) {
-                let part = train.chunk(start, len);
-                let a = table_at(&part, family, logits.of(&part.x));
-                table = table.slice_assign([start..start + len, 0..k], a);
-            }
-            table
-        };
-        self.refresh_average(train);
+        let several = train.chunk_spans(k).len() > 1;
+        // Built from a Vec: flex then hands this buffer to the host epoch as a Vec without a
+        // copy (a `Tensor::zeros` buffer is copied into one, so the n×K table existed twice
+        // for a moment: 5 GB more peak at ImageNet size).
+        let mut table =
+            several.then(|| Tensor::<2>::from_data(TensorData::new(vec![0f32; n * k], [n, k]), &device));
+        let mut gw: Option<Tensor<2>> = None;
+        // One read of X: each chunk's table rows and their part of Xᵀ·T.
+        for ((start, len), part) in train.spanned_chunks(k) {
+            let a = table_at(&part, family, logits.of(part.x()));
+            let g = part.x().clone().transpose().matmul(a.clone());
+            gw = Some(gw.map_or(g.clone(), |acc| acc + g));
+            table = Some(match table {
+                Some(t) => t.slice_assign([start..start + len, 0..k], a),
+                None => a,
+            });
+        }
+        self.table = table.expect("a split has rows");
+        self.gbar_w = gw.expect("a split has rows") / n as f64;
+        self.gbar_b = self.table.clone().sum_dim(0) / n as f64;
         (self.gbar_w.clone(), self.gbar_b.clone())
     }
 
-    /// Recompute the table average exactly (one GEMM), removing the drift of the running sums.
+    /// Recompute the table average exactly (`Xᵀ·T / n` in the row chunks of a full pass, as
+    /// [`SagaState::refill`] sums it), removing the drift of the running sums.
     pub fn refresh_average(&mut self, train: &DeviceSplit) {
         let n = train.n as f64;
-        self.gbar_w = train.x.clone().transpose().matmul(self.table.clone()) / n;
+        let k = train.k;
+        let mut gw: Option<Tensor<2>> = None;
+        for ((start, len), part) in train.spanned_chunks(k) {
+            let t = self.table.clone().narrow(0, start, len);
+            let g = part.x().clone().transpose().matmul(t);
+            gw = Some(gw.map_or(g.clone(), |acc| acc + g));
+        }
+        self.gbar_w = gw.expect("a split has rows") / n;
         self.gbar_b = self.table.clone().sum_dim(0) / n;
     }
 }
@@ -568,7 +735,7 @@ pub fn lambda_max(train: &DeviceSplit, alpha: f64, group: bool) -> f64 {
             None => centered,
             Some(w) => centered * w.clone(),
         };
-        let gp = part.x.clone().transpose().matmul(centered); // [d, K]
+        let gp = part.x().clone().transpose().matmul(centered); // [d, K]
         g = Some(g.map_or(gp.clone(), |acc| acc + gp));
     }
     let g = g.expect("a split has rows") / train.n as f64;
@@ -593,7 +760,7 @@ pub fn auto_step(train: &DeviceSplit, family: Family, batch: usize) -> f64 {
     // max_i w_i (‖x_i‖² + 1), in row chunks: squaring X whole would copy it.
     let mut row_sq_max = 0f32;
     for part in train.chunks(d) {
-        let row_sq = part.x.clone().square().sum_dim(1) + 1.0; // [rows, 1]
+        let row_sq = part.x().clone().square().sum_dim(1) + 1.0; // [rows, 1]
         let row_sq = match &part.w {
             None => row_sq,
             Some(w) => row_sq * w.clone(),
@@ -607,13 +774,21 @@ pub fn auto_step(train: &DeviceSplit, family: Family, batch: usize) -> f64 {
     let mut v0 = 1.0 / (d as f64 + 1.0).sqrt();
     let mut eig = 0.0f64;
     for it in 0..100 {
-        let xv = train.x.clone().matmul(v.clone()) + v0; // [n, 1]
-        let xv = match &train.w {
-            None => xv,
-            Some(w) => xv * w.clone(),
-        };
-        let nv = train.x.clone().transpose().matmul(xv.clone()) / n as f64; // [d, 1]
-        let nv0: f32 = (xv.sum() / n as f64).into_scalar();
+        // X̃ᵀ W X̃ v in row chunks (X read once per iteration, a block at a time).
+        let mut nv: Option<Tensor<2>> = None;
+        let mut xv_sum = 0f64;
+        for part in train.chunks(1) {
+            let xv = part.x().clone().matmul(v.clone()) + v0; // [rows, 1]
+            let xv = match &part.w {
+                None => xv,
+                Some(w) => xv * w.clone(),
+            };
+            xv_sum += xv.clone().sum().into_scalar::<f32>() as f64;
+            let p = part.x().clone().transpose().matmul(xv); // [d, 1]
+            nv = Some(nv.map_or(p.clone(), |acc| acc + p));
+        }
+        let nv = nv.expect("a split has rows") / n as f64;
+        let nv0 = (xv_sum / n as f64) as f32;
         let norm_sq: f32 = nv.clone().square().sum().into_scalar();
         let norm = (norm_sq as f64 + (nv0 as f64).powi(2)).sqrt();
         if norm == 0.0 || !norm.is_finite() {
@@ -838,10 +1013,9 @@ pub fn saga_epoch(
     } = state;
     let mut table = TableRows::open(table, train, step.family);
 
-    for &j in &plan.order {
-        let (start, len) = plan.span(j, n);
+    let spans: Vec<(usize, usize)> = plan.order.iter().map(|&j| plan.span(j, n)).collect();
+    for (&(start, len), xb) in spans.iter().zip(train.x_blocks(spans.clone())) {
         let bsz = len as f64;
-        let xb = rows(train.x.clone(), start, len, n);
         let logits = xb.clone().matmul(wt.clone()) + b.clone();
         let (delta, dsum) = table.batch(train, logits, start, len, step.family);
 
@@ -974,7 +1148,7 @@ pub fn evaluate(split: &DeviceSplit, wt: &Tensor<2>, b: &Tensor<2>, family: Fami
     });
     let logits_of = LogitsOf::new(wt, b);
     for part in split.chunks(k) {
-        let logits = logits_of.of(&part.x);
+        let logits = logits_of.of(part.x());
         let (_, rows_loss) = loss_and_grad(family, logits.clone(), part.y.clone());
         let rows_loss = match &part.w {
             None => rows_loss,
@@ -1022,8 +1196,8 @@ pub fn full_gradient(train: &DeviceSplit, wt: &Tensor<2>, b: &Tensor<2>, family:
     let logits = LogitsOf::new(wt, b);
     let mut sums: Option<FullGradient> = None;
     for part in train.chunks(train.k) {
-        let a = table_at(&part, family, logits.of(&part.x));
-        let gw = part.x.clone().transpose().matmul(a.clone());
+        let a = table_at(&part, family, logits.of(part.x()));
+        let gw = part.x().clone().transpose().matmul(a.clone());
         let gb = a.sum_dim(0);
         sums = Some(match sums {
             None => (gw, gb),
@@ -1085,8 +1259,8 @@ pub fn epoch_floor(train: &DeviceSplit, reps: usize) -> (f64, f64) {
             })
             .fold(f64::INFINITY, f64::min)
     };
-    let fwd = time(&|| train.x.clone().matmul(wt.clone()));
-    let bwd = time(&|| train.x.clone().transpose().matmul(a.clone()));
+    let fwd = time(&|| train.x().clone().matmul(wt.clone()));
+    let bwd = time(&|| train.x().clone().transpose().matmul(a.clone()));
     (fwd, bwd)
 }
 
@@ -1103,7 +1277,7 @@ pub fn head_floor(train: &DeviceSplit, m: usize, reps: usize) -> (f64, f64) {
     let wm = Tensor::<2>::ones([m, k], &device) * 1e-3;
     // The first m columns as the screened problem holds them: one contiguous n×m copy.
     let columns = Tensor::<1, Int>::arange(0..m as i64, &device);
-    let xm_all = train.x.clone().select(1, columns);
+    let xm_all = train.x().clone().select(1, columns);
     let timed = |f: &mut dyn FnMut()| {
         let _ = device.sync();
         let t = std::time::Instant::now();
@@ -1113,7 +1287,8 @@ pub fn head_floor(train: &DeviceSplit, m: usize, reps: usize) -> (f64, f64) {
     };
     // Row chunks of 2²³ logits, so the floor of an ImageNet-sized split fits beside its table.
     let chunks: Vec<(usize, usize)> = row_chunks(n, k).collect();
-    let mut table = Tensor::<2>::zeros([n, k], &device);
+    // From a Vec, so the host batch takes it without a copy (see `SagaState::refill`).
+    let mut table = Tensor::<2>::from_data(TensorData::new(vec![0f32; n * k], [n, k]), &device);
     let (mut sweep, mut gemms) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..reps.max(1) {
         let mut tr = TableRows::open(
@@ -1164,8 +1339,7 @@ pub fn head_floor(train: &DeviceSplit, m: usize, reps: usize) -> (f64, f64) {
 pub fn epoch_time(train: &DeviceSplit, m: usize, batch: usize, reps: usize) -> (Option<f64>, f64) {
     let device = train.device();
     let m = m.clamp(1, train.d);
-    let columns = Tensor::<1, Int>::arange(0..m as i64, &device);
-    let sub = train.columns(&columns, m);
+    let sub = train.columns(&(0..m).collect::<Vec<_>>());
     let step = Step {
         lambda: 1e-3,
         alpha: 0.99,
@@ -1199,6 +1373,7 @@ pub fn epoch_time(train: &DeviceSplit, m: usize, batch: usize, reps: usize) -> (
         x: sub.x.clone(),
         y: sub.y.clone(),
         w: sub.w.clone(),
+        device: sub.device.clone(),
         ..sub
     };
     (host, time(&tensor_split))
@@ -1268,11 +1443,11 @@ mod tests {
         let (state, (sw, sb)) = SagaState::at(&train, Family::Multinomial, wt.clone(), b.clone());
         // One pass, with the one-hot matrix.
         let y = train.y.dense(k);
-        let logits = train.x.clone().matmul(wt.clone()) + b.clone();
+        let logits = train.x().clone().matmul(wt.clone()) + b.clone();
         let z = logits.clone() - logits.clone().max_dim(1);
         let e = z.exp();
         let a = e.clone() / e.sum_dim(1) - y.clone();
-        let rw = train.x.clone().transpose().matmul(a.clone()) / n as f64;
+        let rw = train.x().clone().transpose().matmul(a.clone()) / n as f64;
         let rb = a.clone().sum_dim(0) / n as f64;
         let close = |x: Tensor<2>, r: Tensor<2>, what: &str| {
             let (x, r) = (
@@ -1298,6 +1473,68 @@ mod tests {
     }
 
     #[test]
+    fn host_held_rows_give_the_device_results_bit_for_bit() {
+        // Several full-pass chunks (n·K above FULL_PASS_ELEMENTS), batches that wrap, sample
+        // weights: every pass over host-held rows (read ahead in blocks) equals the pass over
+        // the device tensor, bit for bit.
+        let device = Device::flex();
+        let (n, d, k) = (9000, 3, 1000);
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % k as i64).collect();
+        let weights: Vec<f32> = (0..n).map(|i| 0.5 + (i % 3) as f32 * 0.5).collect();
+        let split = Split::new("train", random(n * d, 12), n, d, Targets::Classes(labels))
+            .unwrap()
+            .with_weights(weights)
+            .unwrap();
+        let on_device = DeviceSplit::from_split(split.clone(), k, &device, Some(5), false);
+        let on_host = DeviceSplit::from_split(split, k, &device, Some(5), true);
+        assert!(matches!(on_host.x, FeatureRows::Host(_)));
+        assert!(on_host.chunk_spans(k).len() > 1);
+        let v = |t: Tensor<2>| t.try_into_vec_as::<f32>().unwrap();
+        assert_eq!(
+            lambda_max(&on_device, 0.99, false),
+            lambda_max(&on_host, 0.99, false)
+        );
+        assert_eq!(
+            auto_step(&on_device, Family::Multinomial, 256),
+            auto_step(&on_host, Family::Multinomial, 256)
+        );
+        let wt = Tensor::<2>::from_data(TensorData::new(random(d * k, 13), [d, k]), &device);
+        let b = Tensor::<2>::from_data(TensorData::new(random(k, 14), [1, k]), &device);
+        let step = Step {
+            lambda: 1e-3,
+            alpha: 0.99,
+            lr: 0.01,
+            group: false,
+            family: Family::Multinomial,
+        };
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
+        let plan = EpochPlan::random(n, 700, &mut rng);
+        let run = |split: &DeviceSplit| {
+            let (state, (gw, gb)) = SagaState::at(split, Family::Multinomial, wt.clone(), b.clone());
+            let (state, summary) = saga_epoch(split, state, &plan, step);
+            let eval = evaluate(split, &state.wt, &state.b, Family::Multinomial);
+            let cols = split.columns(&[2, 0]);
+            (
+                v(gw),
+                v(gb),
+                v(state.wt),
+                v(state.table),
+                summary.objective,
+                eval.loss,
+                eval.score,
+                v(cols.x().clone()),
+            )
+        };
+        let (a, b2) = (run(&on_device), run(&on_host));
+        assert_eq!(a.0, b2.0, "gradient");
+        assert_eq!(a.1, b2.1, "bias gradient");
+        assert_eq!(a.2, b2.2, "weights after an epoch");
+        assert_eq!(a.3, b2.3, "table after an epoch");
+        assert_eq!((a.4, a.5, a.6), (b2.4, b2.5, b2.6), "objective and evaluation");
+        assert_eq!(a.7, b2.7, "screened columns");
+    }
+
+    #[test]
     fn host_epoch_equals_the_tensor_epoch() {
         // The same epoch (same batches, step and start) by the fused host path and by tensor
         // operations, on a screened split of few features with sample weights.
@@ -1309,15 +1546,15 @@ mod tests {
             .unwrap()
             .with_weights(weights)
             .unwrap();
-        let train = DeviceSplit::from_split(split, k, &device, Some(3));
-        let columns = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2, 3, 5, 8], [m]), &device);
-        let sub = train.columns(&columns, m);
+        let train = DeviceSplit::from_split(split, k, &device, Some(3), false);
+        let sub = train.columns(&[0, 2, 3, 5, 8]);
         assert!(sub.host.as_ref().is_some_and(|h| h.x.is_some()));
         let tensor_sub = DeviceSplit {
             host: None,
             x: sub.x.clone(),
             y: sub.y.clone(),
             w: sub.w.clone(),
+            device: sub.device.clone(),
             ..sub
         };
         let wt = Tensor::<2>::from_data(TensorData::new(random(m * k, 6), [m, k]), &device) * 0.1;

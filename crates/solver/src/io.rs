@@ -8,20 +8,35 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::data::{Split, Standardizer, Targets};
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+
+use crate::data::{Features, Split, Standardizer, Storage, Targets};
 use crate::error::{Result, SolverError};
 
 /// An array read from disk, converted to the element type we compute in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Array {
-    Float { shape: Vec<usize>, data: Vec<f32> },
-    Int { shape: Vec<usize>, data: Vec<i64> },
+    Float {
+        shape: Vec<usize>,
+        data: Vec<f32>,
+    },
+    Int {
+        shape: Vec<usize>,
+        data: Vec<i64>,
+    },
+    /// Floating-point values kept in half precision: f16 `.npy` files, F16/BF16 safetensors,
+    /// or any float file read for half-precision storage ([`read_npy_as`]).
+    Half {
+        shape: Vec<usize>,
+        data: Features,
+    },
 }
 
 impl Array {
     pub fn shape(&self) -> &[usize] {
         match self {
-            Array::Float { shape, .. } | Array::Int { shape, .. } => shape,
+            Array::Float { shape, .. } | Array::Int { shape, .. } | Array::Half { shape, .. } => shape,
         }
     }
 }
@@ -59,14 +74,22 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 /// read in blocks straight into the converted array, so a feature file is held once, not
 /// twice (its bytes and its values) while it loads.
 pub fn read_npy(path: &Path) -> Result<Array> {
+    read_npy_as(path, None)
+}
+
+/// [`read_npy`] with float values converted to `storage` as they are read (block by block, so
+/// an f32 file read for f16 storage never exists in memory as f32). `None` keeps the file's
+/// own precision (f16 files stay f16, f64 becomes f32).
+pub fn read_npy_as(path: &Path, storage: Option<Storage>) -> Result<Array> {
     let file = std::fs::File::open(path).map_err(|e| SolverError::io(path, e))?;
     let len = file.metadata().map_err(|e| SolverError::io(path, e))?.len();
-    parse_npy_from(std::io::BufReader::new(file), len).map_err(|reason| SolverError::bad_file(path, reason))
+    parse_npy_from(std::io::BufReader::new(file), len, storage)
+        .map_err(|reason| SolverError::bad_file(path, reason))
 }
 
 #[cfg(test)]
 fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
-    parse_npy_from(bytes, bytes.len() as u64)
+    parse_npy_from(bytes, bytes.len() as u64, None)
 }
 
 /// Read `count` little-endian values of `size` bytes each from `r`, converted one by one.
@@ -91,7 +114,82 @@ fn read_values<T, R: std::io::Read>(
     Ok(out)
 }
 
-fn parse_npy_from<R: std::io::Read>(mut r: R, total_len: u64) -> std::result::Result<Array, String> {
+/// Read `count` little-endian floats of `size` bytes (2, 4 or 8) into `storage` precision,
+/// a block at a time through f32 (f16 → f32 is exact; f32 → f16/bf16 rounds to nearest).
+fn read_floats<R: std::io::Read>(
+    r: &mut R,
+    count: usize,
+    size: usize,
+    storage: Storage,
+) -> std::result::Result<Features, String> {
+    const BLOCK: usize = 1 << 20;
+    let mut buf = vec![0u8; BLOCK * size];
+    let mut block = vec![0f32; BLOCK];
+    let mut out = match storage {
+        Storage::F32 => Features::F32(Vec::with_capacity(count)),
+        Storage::F16 => Features::F16(Vec::with_capacity(count)),
+        Storage::BF16 => Features::BF16(Vec::with_capacity(count)),
+    };
+    let mut left = count;
+    while left > 0 {
+        let take = left.min(BLOCK);
+        let bytes = &mut buf[..take * size];
+        r.read_exact(bytes)
+            .map_err(|e| format!("cannot read the array's data ({e})"))?;
+        let vals = &mut block[..take];
+        match size {
+            2 => bytes
+                .chunks_exact(2)
+                .zip(vals.iter_mut())
+                .for_each(|(c, v)| *v = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
+            4 => bytes
+                .chunks_exact(4)
+                .zip(vals.iter_mut())
+                .for_each(|(c, v)| *v = f32::from_le_bytes(c.try_into().unwrap())),
+            _ => bytes
+                .chunks_exact(8)
+                .zip(vals.iter_mut())
+                .for_each(|(c, v)| *v = f64::from_le_bytes(c.try_into().unwrap()) as f32),
+        }
+        match &mut out {
+            Features::F32(o) => o.extend_from_slice(vals),
+            Features::F16(o) => {
+                let at = o.len();
+                o.resize(at + take, f16::ZERO);
+                o[at..].convert_from_f32_slice(vals);
+            }
+            Features::BF16(o) => {
+                let at = o.len();
+                o.resize(at + take, bf16::ZERO);
+                o[at..].convert_from_f32_slice(vals);
+            }
+            Features::File(_) => unreachable!("values are read into memory here"),
+        }
+        left -= take;
+    }
+    Ok(out)
+}
+
+/// What an `.npy` header says about the array that follows it.
+pub(crate) struct NpyHeader {
+    /// dtype kind (`f`, `i`, `u`, `b`) and item size in bytes, little-endian.
+    pub code: String,
+    pub size: usize,
+    pub descr: String,
+    pub fortran: bool,
+    pub shape: Vec<usize>,
+    /// Number of values (checked product of the shape).
+    pub count: usize,
+    /// Byte offset of the data from the start of the file.
+    pub data_offset: u64,
+}
+
+/// Read and check an `.npy` header (magic, version, dict, dtype, shape, data length against
+/// the file's `total_len`), leaving `r` at the first data byte.
+pub(crate) fn read_npy_header<R: std::io::Read>(
+    r: &mut R,
+    total_len: u64,
+) -> std::result::Result<NpyHeader, String> {
     let mut lead = [0u8; 10];
     if total_len < 10 || r.read_exact(&mut lead).is_err() || &lead[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (missing the \\x93NUMPY magic)".into());
@@ -153,18 +251,46 @@ fn parse_npy_from<R: std::io::Read>(mut r: R, total_len: u64) -> std::result::Re
             needed.map_or_else(|| "more".to_string(), |b| b.to_string()),
         ));
     }
+    Ok(NpyHeader {
+        code: code[..1].to_string(),
+        size,
+        descr: descr.to_string(),
+        fortran,
+        shape,
+        count,
+        data_offset: (start + header_len) as u64,
+    })
+}
+
+fn parse_npy_from<R: std::io::Read>(
+    mut r: R,
+    total_len: u64,
+    storage: Option<Storage>,
+) -> std::result::Result<Array, String> {
+    let NpyHeader {
+        code,
+        size,
+        descr,
+        fortran,
+        shape,
+        count,
+        ..
+    } = read_npy_header(&mut r, total_len)?;
     let shape_of = || shape.clone();
-    let mut array = match (&code[..1], size) {
-        ("f", 4) => Array::Float {
-            shape: shape_of(),
-            data: read_values(&mut r, count, 4, |c| f32::from_le_bytes(c.try_into().unwrap()))?,
-        },
-        ("f", 8) => Array::Float {
-            shape: shape_of(),
-            data: read_values(&mut r, count, 8, |c| {
-                f64::from_le_bytes(c.try_into().unwrap()) as f32
-            })?,
-        },
+    let mut array = match (code.as_str(), size) {
+        ("f", 2 | 4 | 8) => {
+            let native = if size == 2 { Storage::F16 } else { Storage::F32 };
+            match read_floats(&mut r, count, size, storage.unwrap_or(native))? {
+                Features::F32(data) => Array::Float {
+                    shape: shape_of(),
+                    data,
+                },
+                half => Array::Half {
+                    shape: shape_of(),
+                    data: half,
+                },
+            }
+        }
         ("i", 8) => Array::Int {
             shape: shape_of(),
             data: read_values(&mut r, count, 8, |c| i64::from_le_bytes(c.try_into().unwrap()))?,
@@ -203,7 +329,7 @@ fn parse_npy_from<R: std::io::Read>(mut r: R, total_len: u64) -> std::result::Re
         },
         _ => {
             return Err(format!(
-                "unsupported dtype '{descr}' (use float32/64 or an integer type)"
+                "unsupported dtype '{descr}' (use float16/32/64 or an integer type)"
             ))
         }
     };
@@ -212,6 +338,14 @@ fn parse_npy_from<R: std::io::Read>(mut r: R, total_len: u64) -> std::result::Re
         match &mut array {
             Array::Float { data, .. } => *data = transpose(data, c, r),
             Array::Int { data, .. } => *data = transpose(data, c, r),
+            Array::Half { data, .. } => {
+                *data = match data {
+                    Features::F32(v) => Features::F32(transpose(v, c, r)),
+                    Features::F16(v) => Features::F16(transpose(v, c, r)),
+                    Features::BF16(v) => Features::BF16(transpose(v, c, r)),
+                    Features::File(_) => unreachable!("values are read into memory here"),
+                }
+            }
         }
     } else if fortran && shape.len() > 2 {
         return Err("Fortran-ordered arrays of rank > 2 are not supported".into());
@@ -254,6 +388,19 @@ pub fn encode_npy(array: &Array) -> Vec<u8> {
     let (descr, shape, body): (&str, &[usize], Vec<u8>) = match array {
         Array::Float { shape, data } => ("<f4", shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()),
         Array::Int { shape, data } => ("<i8", shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        Array::Half {
+            shape,
+            data: Features::F16(v),
+        } => ("<f2", shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        // numpy has no bfloat16: written as the exact float32 values.
+        Array::Half { shape, data } => (
+            "<f4",
+            shape,
+            data.to_f32(0, data.len())
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
     };
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
@@ -292,6 +439,22 @@ fn safetensor_array(path: &Path, view: &TensorView<'_>) -> Result<Array> {
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
                 .collect(),
         },
+        Dtype::F16 => Array::Half {
+            shape,
+            data: Features::F16(
+                data.chunks_exact(2)
+                    .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
+            ),
+        },
+        Dtype::BF16 => Array::Half {
+            shape,
+            data: Features::BF16(
+                data.chunks_exact(2)
+                    .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
+            ),
+        },
         Dtype::I64 => Array::Int {
             shape,
             data: data
@@ -317,7 +480,7 @@ fn safetensor_array(path: &Path, view: &TensorView<'_>) -> Result<Array> {
         other => {
             return Err(SolverError::bad_file(
                 path,
-                format!("tensor has dtype {other:?}; use float32/float64 features and integer labels"),
+                format!("tensor has dtype {other:?}; use float16/bfloat16/float32/float64 features and integer labels"),
             ))
         }
     };
@@ -389,6 +552,21 @@ pub fn encode_arrays(
                 shape.clone(),
                 data.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ),
+            Array::Half { shape, data } => {
+                let (dtype, bytes) = match data {
+                    Features::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                    Features::F16(v) => (Dtype::F16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                    Features::BF16(v) => (Dtype::BF16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                    rows @ Features::File(_) => (
+                        Dtype::F32,
+                        rows.to_f32(0, rows.len())
+                            .iter()
+                            .flat_map(|x| x.to_le_bytes())
+                            .collect(),
+                    ),
+                };
+                (n.to_string(), dtype, shape.clone(), bytes)
+            }
         })
         .collect();
     let mut views = Vec::with_capacity(bytes.len());
@@ -458,7 +636,36 @@ impl FeatureSource {
     }
 
     /// Load the split, checking ranks and counts; numbers are validated later per family.
+    /// Features keep their file's precision (f16 stays f16).
     pub fn load(&self, name: &str) -> Result<Split> {
+        self.load_as(name, None)
+    }
+
+    /// [`FeatureSource::load`] with the features left in their `.npy` file and read by rows
+    /// while the path runs ([`crate::filerows::FileRows`]); the labels are read into memory.
+    pub fn load_streamed(&self, name: &str) -> Result<Split> {
+        let FeatureSource::NpyPair { features, labels } = self else {
+            return Err(SolverError::Config(format!(
+                "{name} split: streaming from disk reads .npy features (X.npy,y.npy), not {}",
+                self.features_path().display()
+            )));
+        };
+        let rows = crate::filerows::FileRows::open_npy(features)?;
+        let (n, d) = (rows.rows(), rows.cols());
+        let targets = targets_from(read_npy(labels)?, labels)?;
+        if targets.len() != n {
+            return Err(SolverError::CountMismatch {
+                split: name.into(),
+                features: n,
+                labels: targets.len(),
+            });
+        }
+        Split::new(name, Features::File(rows), n, d, targets)
+    }
+
+    /// [`FeatureSource::load`] with the features stored in `storage` precision (converted
+    /// while reading an `.npy` file, so the file's f32 values are never all in memory).
+    pub fn load_as(&self, name: &str, storage: Option<Storage>) -> Result<Split> {
         let (features, labels, lpath) = match self {
             FeatureSource::Safetensors(path) => {
                 let (mut tensors, _) = read_safetensors(path)?;
@@ -471,15 +678,18 @@ impl FeatureSource {
                 (f, l, path.clone())
             }
             FeatureSource::NpyPair { features, labels } => {
-                (read_npy(features)?, read_npy(labels)?, labels.clone())
+                (read_npy_as(features, storage)?, read_npy(labels)?, labels.clone())
             }
         };
         let fpath = self.features_path();
         let (n, d, x) = match features {
-            Array::Float { shape, data } if shape.len() == 2 => (shape[0], shape[1], data),
-            Array::Int { shape, data } if shape.len() == 2 => {
-                (shape[0], shape[1], data.into_iter().map(|v| v as f32).collect())
-            }
+            Array::Float { shape, data } if shape.len() == 2 => (shape[0], shape[1], Features::F32(data)),
+            Array::Half { shape, data } if shape.len() == 2 => (shape[0], shape[1], data),
+            Array::Int { shape, data } if shape.len() == 2 => (
+                shape[0],
+                shape[1],
+                Features::F32(data.into_iter().map(|v| v as f32).collect()),
+            ),
             other => {
                 return Err(SolverError::bad_file(
                     fpath,
@@ -490,33 +700,7 @@ impl FeatureSource {
                 ))
             }
         };
-        let targets = match labels {
-            Array::Int { shape, data } if shape.len() == 1 => Targets::Classes(data),
-            Array::Int { shape, data } if shape.len() == 2 && shape[1] == 1 => Targets::Classes(data),
-            Array::Float { shape, data } if shape.len() == 2 => {
-                Targets::Dense { values: data, k: shape[1] }
-            }
-            Array::Float { shape, data } if shape.len() == 1 => {
-                // Float class labels as some tools save them: accept exact integers only.
-                if let Some(v) = data.iter().find(|v| v.fract() != 0.0 || !v.is_finite()) {
-                    return Err(SolverError::bad_file(
-                        &lpath,
-                        format!("1-D float labels must be whole class indices, found {v}"),
-                    ));
-                }
-                let _ = shape;
-                Targets::Classes(data.into_iter().map(|v| v as i64).collect())
-            }
-            other => {
-                return Err(SolverError::bad_file(
-                    &lpath,
-                    format!(
-                        "labels must be 1-D class indices [n] or a 2-D float target matrix [n, K], found shape {:?}",
-                        other.shape()
-                    ),
-                ))
-            }
-        };
+        let targets = targets_from(labels, &lpath)?;
         if targets.len() != n {
             return Err(SolverError::CountMismatch {
                 split: name.into(),
@@ -524,8 +708,44 @@ impl FeatureSource {
                 labels: targets.len(),
             });
         }
+        let x = match storage {
+            Some(s) => x.into_storage(s),
+            None => x,
+        };
         Split::new(name, x, n, d, targets)
     }
+}
+
+/// Class indices (1-D integers, or whole floats) or a 2-D target matrix from a label array.
+fn targets_from(labels: Array, lpath: &Path) -> Result<Targets> {
+    Ok(match labels {
+        Array::Int { shape, data } if shape.len() == 1 => Targets::Classes(data),
+        Array::Int { shape, data } if shape.len() == 2 && shape[1] == 1 => Targets::Classes(data),
+        Array::Float { shape, data } if shape.len() == 2 => Targets::Dense {
+            values: data,
+            k: shape[1],
+        },
+        Array::Float { shape, data } if shape.len() == 1 => {
+            // Float class labels as some tools save them: accept exact integers only.
+            if let Some(v) = data.iter().find(|v| v.fract() != 0.0 || !v.is_finite()) {
+                return Err(SolverError::bad_file(
+                    lpath,
+                    format!("1-D float labels must be whole class indices, found {v}"),
+                ));
+            }
+            let _ = shape;
+            Targets::Classes(data.into_iter().map(|v| v as i64).collect())
+        }
+        other => {
+            return Err(SolverError::bad_file(
+                lpath,
+                format!(
+                "labels must be 1-D class indices [n] or a 2-D float target matrix [n, K], found shape {:?}",
+                other.shape()
+            ),
+            ))
+        }
+    })
 }
 
 /// A linear decision layer as users load it from PyTorch: `weight [K, D]`, `bias [K]`, and the
@@ -620,6 +840,64 @@ impl Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_precision_arrays_round_trip_and_convert_on_read() {
+        let values: Vec<f32> = (0..12).map(|i| i as f32 * 0.3 - 1.7).collect();
+        let as_f16 = Features::F32(values.clone()).into_storage(Storage::F16);
+        let half = Array::Half {
+            shape: vec![3, 4],
+            data: as_f16.clone(),
+        };
+        // An f16 .npy stays f16; read for f32 storage it is widened exactly.
+        let bytes = encode_npy(&half);
+        assert_eq!(parse_npy(&bytes).unwrap(), half);
+        let wide = parse_npy_from(&bytes[..], bytes.len() as u64, Some(Storage::F32)).unwrap();
+        assert_eq!(
+            wide,
+            Array::Float {
+                shape: vec![3, 4],
+                data: as_f16.to_f32(0, 12)
+            }
+        );
+        // An f32 file read for f16 / bf16 storage rounds each value to nearest.
+        let f32_bytes = encode_npy(&Array::Float {
+            shape: vec![3, 4],
+            data: values.clone(),
+        });
+        for storage in [Storage::F16, Storage::BF16] {
+            let read = parse_npy_from(&f32_bytes[..], f32_bytes.len() as u64, Some(storage)).unwrap();
+            let expected = Features::F32(values.clone()).into_storage(storage);
+            assert_eq!(
+                read,
+                Array::Half {
+                    shape: vec![3, 4],
+                    data: expected.clone()
+                }
+            );
+            // Safetensors keep F16 / BF16 as they are.
+            let st = encode_arrays(
+                &[(
+                    "features",
+                    &Array::Half {
+                        shape: vec![3, 4],
+                        data: expected.clone(),
+                    },
+                )],
+                None,
+            )
+            .unwrap();
+            let parsed = SafeTensors::deserialize(&st).unwrap();
+            let back = safetensor_array(Path::new("x"), &parsed.tensor("features").unwrap()).unwrap();
+            assert_eq!(
+                back,
+                Array::Half {
+                    shape: vec![3, 4],
+                    data: expected
+                }
+            );
+        }
+    }
 
     #[test]
     fn npy_round_trip_and_fortran_order() {

@@ -20,6 +20,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod filerows;
 pub mod host;
 pub mod io;
 pub mod memory;
@@ -28,7 +29,7 @@ pub mod select;
 
 pub use backend::BackendKind;
 pub use config::{Family, PathConfig, StepSize};
-pub use data::{Problem, Split, Standardizer, Targets};
+pub use data::{Features, Problem, Split, Standardizer, Storage, Targets};
 pub use error::{Result, SolverError};
 pub use io::{FeatureSource, Layer};
 pub use memory::MemoryPlan;

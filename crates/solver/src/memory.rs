@@ -13,6 +13,9 @@ use crate::engine::FULL_PASS_ELEMENTS;
 pub struct MemoryPlan {
     /// Where the items below live: "host" for CPU backends, else the accelerator.
     pub device: String,
+    /// How the features are stored (f32, f16, bf16); the x_* sizes are in that precision.
+    #[serde(default)]
+    pub storage: crate::data::Storage,
     pub x_train: u64,
     pub x_val: u64,
     pub x_test: u64,
@@ -23,7 +26,8 @@ pub struct MemoryPlan {
     /// Layer-sized tensors (`d × K`): W, the table average, the previous solution, the prox
     /// and gradient temporaries, the strong rule's gradient; counted 8 times.
     pub layer_state: u64,
-    /// Temporaries of a full pass (logits, probabilities, gradient of one row chunk; ×4).
+    /// Temporaries of a full pass (logits, probabilities, gradient and, for host-held rows,
+    /// the f32 X block of one row chunk; ×4).
     pub pass_chunk: u64,
     /// The screened copy of X (`n × m` for the m screened features), at its largest: screening
     /// stops once m exceeds d/2.
@@ -36,7 +40,7 @@ impl MemoryPlan {
     pub fn new(problem: &Problem, config: &PathConfig, device: &str) -> Self {
         let (n, d, k) = (problem.train.n as u64, problem.d() as u64, problem.k as u64);
         let f = 4u64;
-        let x = |s: Option<&Split>| s.map_or(0, |s| s.n as u64 * s.d as u64 * f);
+        let x = |s: Option<&Split>| s.map_or(0, |s| s.x.bytes());
         let targets = [Some(&problem.train), problem.val.as_ref(), problem.test.as_ref()]
             .into_iter()
             .flatten()
@@ -48,17 +52,20 @@ impl MemoryPlan {
                 t + s.weights.as_ref().map_or(0, |w| w.len() as u64 * f)
             })
             .sum();
-        let chunk_rows = (FULL_PASS_ELEMENTS as u64 / k.max(1)).max(256).min(n);
+        // Chunks are cut so that both their logits and their X block stay within the limit.
+        let width = k.max(d).max(1);
+        let chunk_rows = (FULL_PASS_ELEMENTS as u64 / width).max(256).min(n);
         let batch = config.batch_size as u64;
         MemoryPlan {
             device: device.to_string(),
+            storage: problem.train.x.storage(),
             x_train: x(Some(&problem.train)),
             x_val: x(problem.val.as_ref()),
             x_test: x(problem.test.as_ref()),
             targets,
             table: n * k * f,
             layer_state: 8 * d * k * f,
-            pass_chunk: 4 * chunk_rows * k * f,
+            pass_chunk: 4 * chunk_rows * width * f,
             screened_x_max: n * (d / 2) * f,
             batch: 8 * batch * (k + d) * f,
         }
@@ -82,8 +89,9 @@ impl MemoryPlan {
         let g = |b: u64| format!("{:.3} GB", b as f64 / 1e9);
         vec![
             format!(
-                "memory plan ({}): X train {}, val {}, test {}; labels/targets {}; SAGA table (n×K) {}",
+                "memory plan ({}): X ({}) train {}, val {}, test {}; labels/targets {}; SAGA table (n×K) {}",
                 self.device,
+                self.storage,
                 g(self.x_train),
                 g(self.x_val),
                 g(self.x_test),

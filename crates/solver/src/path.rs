@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Family, PathConfig, StepSize};
-use crate::data::{Problem, Standardizer, Targets};
+use crate::data::{Problem, Split, Standardizer, Targets};
 use crate::engine::{self, DeviceSplit, EpochPlan, FullGradient, SagaState, Step};
 use crate::error::{Result, SolverError};
 use crate::io::{self, Array, Layer};
@@ -145,6 +145,11 @@ pub struct RunOptions {
     /// backbone's own head's accuracy minus the selection threshold): the sparsest layer in
     /// the band is then the last one computed.
     pub stop_at_val_score: Option<f64>,
+    /// Keep X in host memory and move it to the device a block at a time (batches, chunks of
+    /// full passes, the screened columns): a GPU then holds only the table, W and the blocks
+    /// in flight. The path is the same bit for bit. Half-precision features are always held
+    /// this way.
+    pub host_rows: bool,
 }
 
 impl RunOptions {
@@ -212,7 +217,7 @@ fn fingerprint(problem: &Problem, config: &PathConfig) -> String {
     {
         mix(s.n as u64);
         mix(s.d as u64);
-        s.x.iter().for_each(|v| mix(v.to_bits() as u64));
+        s.x.for_each_bits(&mut mix);
         match &s.targets {
             Targets::Classes(labels) => labels.iter().for_each(|&l| mix(l as u64)),
             Targets::Dense { values, .. } => values.iter().for_each(|v| mix(v.to_bits() as u64)),
@@ -570,8 +575,9 @@ fn solve_screened(
             return full(state, epochs, boost);
         }
         if m > 0 {
+            let kept: Vec<usize> = columns.iter().map(|&j| j as usize).collect();
             let idx = Tensor::<1, Int>::from_data(TensorData::new(columns, [m]), &device);
-            let sub = train.columns(&idx, m);
+            let sub = train.columns(&kept);
             let SagaState {
                 wt, b, table, gbar_b, ..
             } = state;
@@ -640,13 +646,15 @@ pub struct DeviceProblem {
 
 impl DeviceProblem {
     /// Move every split to the device (X is held once: see [`DeviceSplit::from_split`]); the
-    /// training rows go in the random order of `seed`.
-    pub fn upload(problem: Problem, device: &Device, seed: u64) -> Self {
+    /// training rows go in the random order of `seed`. With `host_rows`, X stays in host
+    /// memory and reaches the device a block at a time (half-precision storage always does).
+    pub fn upload(problem: Problem, device: &Device, seed: u64, host_rows: bool) -> Self {
         let k = problem.k;
+        let up = |s: Split, seed| DeviceSplit::from_split(s, k, device, seed, host_rows);
         DeviceProblem {
-            train: DeviceSplit::from_split(problem.train, k, device, Some(seed)),
-            val: problem.val.map(|s| DeviceSplit::from_split(s, k, device, None)),
-            test: problem.test.map(|s| DeviceSplit::from_split(s, k, device, None)),
+            train: up(problem.train, Some(seed)),
+            val: problem.val.map(|s| up(s, None)),
+            test: problem.test.map(|s| up(s, None)),
         }
     }
 }
@@ -765,13 +773,22 @@ pub fn run_path(
         )));
     }
     let (n, d, k) = (problem.train.n, problem.d(), problem.k);
-    let plan = MemoryPlan::new(&problem, config, &memory::where_held(device));
+    let host_rows = opts.host_rows || problem.train.x.storage() != crate::data::Storage::F32;
+    let held = memory::where_held(device);
+    let held = if matches!(problem.train.x, crate::data::Features::File(_)) {
+        format!("{held}; X read from its files in blocks")
+    } else if host_rows && held != "host memory" {
+        format!("{held}; X in host memory, moved in blocks")
+    } else {
+        held
+    };
+    let plan = MemoryPlan::new(&problem, config, &held);
     if opts.verbose {
         plan.lines().iter().for_each(|l| eprintln!("{l}"));
     }
     let fp = fingerprint(&problem, config);
     let family = problem.family;
-    let dp = DeviceProblem::upload(problem, device, config.seed);
+    let dp = DeviceProblem::upload(problem, device, config.seed, opts.host_rows);
     let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
     let lambdas = config.lambdas(lambda_max);
     let base_lr = base_step(&dp.train, config);
@@ -1010,7 +1027,7 @@ pub fn fit_lambda(
     if !(lambda >= 0.0 && lambda.is_finite()) {
         return Err(SolverError::Config(format!("lambda must be >= 0, got {lambda}")));
     }
-    let dp = DeviceProblem::upload(problem.clone(), device, config.seed);
+    let dp = DeviceProblem::upload(problem.clone(), device, config.seed, false);
     let (state, start_grad) = SagaState::initial(&dp.train, problem.family);
     let lr = base_step(&dp.train, config);
     let step = Step {

@@ -1,0 +1,245 @@
+//! Feature rows read from their file while the path runs (`fit path --stream disk`): X never
+//! sits in the process's memory, only the blocks in flight (a batch, a chunk of a full pass,
+//! the screened columns) do. Rows are read with positioned reads (`pread`) of the `.npy` data,
+//! so the page cache keeps what the machine can spare and the process's resident set stays at
+//! the table, W and the blocks; a memory map would count every touched page as resident.
+//!
+//! The solver sees the same f32 blocks as from memory: the training rows are read in the
+//! shuffled order through an index (the file is never rewritten), and standardization is
+//! applied as each value is read, with the same f32 expression as in memory, so the path is
+//! the same bit for bit.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use half::{bf16, f16};
+
+use crate::data::Storage;
+use crate::error::{Result, SolverError};
+use crate::io::read_npy_header;
+
+/// The rows of one `[n, d]` float array in a file, read on demand.
+#[derive(Clone)]
+pub struct FileRows {
+    file: Arc<std::fs::File>,
+    path: PathBuf,
+    /// Byte offset of row 0.
+    offset: u64,
+    n: usize,
+    d: usize,
+    /// The file's element type (f32, f16; bf16 from safetensors).
+    dtype: Storage,
+    /// Row i of the array is row `order[i]` of the file (the shuffled training order).
+    order: Option<Arc<[usize]>>,
+    /// `(mean, std)`: each value is read as `(v − mean_j) / std_j`.
+    affine: Option<Arc<(Vec<f32>, Vec<f32>)>>,
+}
+
+impl std::fmt::Debug for FileRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FileRows({}, {} x {} {}{}{})",
+            self.path.display(),
+            self.n,
+            self.d,
+            self.dtype,
+            if self.order.is_some() { ", shuffled" } else { "" },
+            if self.affine.is_some() {
+                ", standardized"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl PartialEq for FileRows {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.offset == other.offset
+            && (self.n, self.d, self.dtype) == (other.n, other.d, other.dtype)
+            && self.order == other.order
+            && self.affine == other.affine
+    }
+}
+
+impl FileRows {
+    /// Open the 2-D float array of an `.npy` file (f32 or f16, C order) for reading by rows.
+    pub fn open_npy(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| SolverError::io(path, e))?;
+        let len = file.metadata().map_err(|e| SolverError::io(path, e))?.len();
+        let header = read_npy_header(&mut std::io::BufReader::new(&file), len)
+            .map_err(|reason| SolverError::bad_file(path, reason))?;
+        let dtype = match (header.code.as_str(), header.size) {
+            ("f", 4) => Storage::F32,
+            ("f", 2) => Storage::F16,
+            _ => {
+                return Err(SolverError::bad_file(
+                    path,
+                    format!(
+                        "streaming from disk reads float32 or float16 features, not '{}'",
+                        header.descr
+                    ),
+                ))
+            }
+        };
+        if header.shape.len() != 2 {
+            return Err(SolverError::bad_file(
+                path,
+                format!(
+                    "features must be a 2-D array [n, d], found shape {:?}",
+                    header.shape
+                ),
+            ));
+        }
+        if header.fortran {
+            return Err(SolverError::bad_file(
+                path,
+                "a Fortran-ordered array cannot be streamed by rows; save it in C order \
+                 (numpy.ascontiguousarray) or load it into memory",
+            ));
+        }
+        Ok(FileRows {
+            file: Arc::new(file),
+            path: path.to_path_buf(),
+            offset: header.data_offset,
+            n: header.shape[0],
+            d: header.shape[1],
+            dtype,
+            order: None,
+            affine: None,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    pub fn cols(&self) -> usize {
+        self.d
+    }
+
+    pub fn dtype(&self) -> Storage {
+        self.dtype
+    }
+
+    /// Put the rows in a new order: row i becomes the current row `order[i]`.
+    pub fn permute(&mut self, order: &[usize]) {
+        let composed: Vec<usize> = match &self.order {
+            Some(old) => order.iter().map(|&i| old[i]).collect(),
+            None => order.to_vec(),
+        };
+        self.order = Some(composed.into());
+    }
+
+    /// Standardize every value as it is read: `(v − mean_j) / std_j`.
+    pub fn standardize(&mut self, mean: &[f32], std: &[f32]) {
+        assert!(
+            self.affine.is_none(),
+            "{}: the rows are standardized once",
+            self.path.display()
+        );
+        self.affine = Some(Arc::new((mean.to_vec(), std.to_vec())));
+    }
+
+    /// Rows `first..first + out.len() / d` as f32 into `out`.
+    ///
+    /// A read error here (the file was truncated or removed while the path ran) cannot be
+    /// recovered inside an epoch: it stops the process with the file's name and the reason.
+    pub fn read_rows(&self, first: usize, out: &mut [f32]) {
+        let d = self.d;
+        let rows = out.len() / d.max(1);
+        debug_assert_eq!(rows * d, out.len());
+        let size = self.dtype.bytes();
+        let mut bytes = vec![0u8; rows * d * size];
+        let mut i = 0;
+        while i < rows {
+            // Consecutive file rows are read in one call (all of them without a shuffle).
+            let src = self.file_row(first + i);
+            let mut run = 1;
+            while i + run < rows && self.file_row(first + i + run) == src + run {
+                run += 1;
+            }
+            let at = self.offset + (src * d * size) as u64;
+            let dst = &mut bytes[i * d * size..(i + run) * d * size];
+            if let Err(e) = self.file.read_exact_at(dst, at) {
+                panic!(
+                    "cannot read rows {src}..{} of {} while streaming it: {e}",
+                    src + run,
+                    self.path.display()
+                );
+            }
+            i += run;
+        }
+        match self.dtype {
+            Storage::F32 => bytes
+                .chunks_exact(4)
+                .zip(out.iter_mut())
+                .for_each(|(c, v)| *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            Storage::F16 => bytes
+                .chunks_exact(2)
+                .zip(out.iter_mut())
+                .for_each(|(c, v)| *v = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
+            Storage::BF16 => bytes
+                .chunks_exact(2)
+                .zip(out.iter_mut())
+                .for_each(|(c, v)| *v = bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
+        }
+        if let Some(affine) = &self.affine {
+            let (mean, std) = (&affine.0, &affine.1);
+            for row in out.chunks_exact_mut(d) {
+                for ((v, m), s) in row.iter_mut().zip(mean).zip(std) {
+                    *v = (*v - m) / s;
+                }
+            }
+        }
+    }
+
+    fn file_row(&self, i: usize) -> usize {
+        self.order.as_ref().map_or(i, |o| o[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{encode_npy, Array};
+
+    #[test]
+    fn rows_read_in_any_order_with_standardization() {
+        let dir = std::env::temp_dir().join(format!("filerows-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.npy");
+        let (n, d) = (7, 3);
+        let x: Vec<f32> = (0..n * d).map(|v| v as f32 * 0.5 - 3.0).collect();
+        std::fs::write(
+            &path,
+            encode_npy(&Array::Float {
+                shape: vec![n, d],
+                data: x.clone(),
+            }),
+        )
+        .unwrap();
+        let mut rows = FileRows::open_npy(&path).unwrap();
+        let mut all = vec![0f32; n * d];
+        rows.read_rows(0, &mut all);
+        assert_eq!(all, x);
+        let order = [3, 0, 6, 1, 2, 5, 4];
+        rows.permute(&order);
+        rows.permute(&[1, 0, 2, 3, 4, 5, 6]);
+        let (mean, std) = (vec![1.0, -1.0, 0.5], vec![2.0, 0.5, 4.0]);
+        rows.standardize(&mean, &std);
+        let mut two = vec![0f32; 2 * d];
+        rows.read_rows(1, &mut two);
+        for (r, file_row) in [(0, 3), (1, 6)] {
+            for j in 0..d {
+                assert_eq!(two[r * d + j], (x[file_row * d + j] - mean[j]) / std[j]);
+            }
+        }
+        std::fs::write(&path, b"\x93NUMPY\x01\x00\x10\x00{'descr': '<i8'}").unwrap();
+        assert!(FileRows::open_npy(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
