@@ -3,6 +3,7 @@
 
 mod backend_matrix;
 mod bench;
+mod bench_epoch;
 mod digits;
 mod fetch;
 mod report_check;
@@ -54,6 +55,9 @@ enum Task {
     /// Benchmark the path solver against glmnet, scikit-learn and glm_saga on the shared
     /// workloads, in one run, and print the table (see shared/bench/README.md).
     BenchSolver(bench::BenchArgs),
+    /// Seconds per SAGA epoch at the head of an ImageNet-shaped path (w4): ours, this
+    /// machine's floor for that epoch, and glm_saga's, in one run.
+    BenchEpoch(bench_epoch::EpochArgs),
     /// Open a run's report.html in headless Chromium: fail on console errors, failed requests
     /// and pictures that do not load or lack alt text; save a full-page screenshot. Without
     /// --run, first make a small run (raw pixels of a Fashion-MNIST subset) and its report.
@@ -132,6 +136,7 @@ fn main() {
         Task::ReproSst(args) => repro::repro_sst(args),
         Task::ReproVision(args) => repro::repro_vision(args),
         Task::BenchSolver(args) => bench::bench(args),
+        Task::BenchEpoch(args) => bench_epoch::bench_epoch(args),
         Task::ReportCheck(args) => report_check::report_check(args),
         Task::BackendMatrix(args) => backend_matrix::backend_matrix(args),
     };
