@@ -34,6 +34,17 @@ pub struct EpochArgs {
     reps: usize,
 }
 
+/// Run `cmd` and parse the JSON it prints (echoed to stderr for the log).
+fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
+    let out = cmd.output().with_context(|| format!("cannot start {what}"))?;
+    if !out.status.success() {
+        bail!("{what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let value: Value = serde_json::from_slice(&out.stdout).with_context(|| format!("{what} JSON"))?;
+    eprintln!("{what}: {value}");
+    Ok(value)
+}
+
 pub fn bench_epoch(args: EpochArgs) -> Result<()> {
     let bench = root().join("bench-data");
     run(Command::new("bash")
@@ -44,38 +55,31 @@ pub fn bench_epoch(args: EpochArgs) -> Result<()> {
     let wl = bench.join("workloads").join(&args.workload);
     let fit = build_fit("flex")?;
 
-    let out = Command::new(&fit)
-        .arg("floor")
-        .arg("--train")
-        .arg(wl.join("X_train.npy"))
-        .args([
-            "--active",
-            &args.active.to_string(),
-            "--reps",
-            &args.reps.to_string(),
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!("fit floor: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let ours: Value = serde_json::from_slice(&out.stdout).context("fit floor JSON")?;
-    eprintln!("ours: {ours}");
-
-    let out = Command::new(bench.join("bench-venv/bin/python"))
-        .arg(root().join("scripts/glm_saga_epoch.py"))
-        .arg(&wl)
-        .args([
-            "--batches",
-            &args.batches.to_string(),
-            "--threads",
-            &args.threads.to_string(),
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!("glm_saga_epoch.py: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let peer: Value = serde_json::from_slice(&out.stdout).context("glm_saga_epoch.py JSON")?;
-    eprintln!("glm_saga: {peer}");
+    let ours = json_of(
+        Command::new(&fit)
+            .arg("floor")
+            .arg("--train")
+            .arg(wl.join("X_train.npy"))
+            .args([
+                "--active",
+                &args.active.to_string(),
+                "--reps",
+                &args.reps.to_string(),
+            ]),
+        "fit floor",
+    )?;
+    let peer = json_of(
+        Command::new(bench.join("bench-venv/bin/python"))
+            .arg(root().join("scripts/glm_saga_epoch.py"))
+            .arg(&wl)
+            .args([
+                "--batches",
+                &args.batches.to_string(),
+                "--threads",
+                &args.threads.to_string(),
+            ]),
+        "glm_saga_epoch.py",
+    )?;
 
     let num = |v: &Value, key: &str| v[key].as_f64().with_context(|| format!("no {key} in {v}"));
     let host = ours["epoch_host_s"].as_f64();

@@ -297,6 +297,12 @@ pub fn run(args: PathArgs) -> Result<()> {
             plan.table as f64 / 1e9
         );
     }
+    println!(
+        "time: path {:.1} s, of which layer files and checkpoints {:.2} s ({:.2}%)",
+        result.path_seconds,
+        result.write_seconds,
+        100.0 * result.write_seconds / result.path_seconds.max(1e-9)
+    );
     println!("wrote {}", args.out.display());
     Ok(())
 }

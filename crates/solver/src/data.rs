@@ -184,6 +184,26 @@ impl Features {
         }
     }
 
+    /// The columns `columns` of every row of width `d`, in the same precision (rows in a
+    /// file come back as f32 in memory).
+    pub fn select_columns(&self, d: usize, columns: &[usize]) -> Features {
+        fn gather<T: Copy>(v: &[T], d: usize, columns: &[usize]) -> Vec<T> {
+            v.chunks_exact(d)
+                .flat_map(|row| columns.iter().map(move |&j| row[j]))
+                .collect()
+        }
+        match self {
+            Features::F32(v) => Features::F32(gather(v, d, columns)),
+            Features::F16(v) => Features::F16(gather(v, d, columns)),
+            Features::BF16(v) => Features::BF16(gather(v, d, columns)),
+            Features::File(_) => {
+                let mut out = Vec::with_capacity(self.len() / d.max(1) * columns.len());
+                self.for_each_row(d, |row| out.extend(columns.iter().map(|&j| row[j])));
+                Features::F32(out)
+            }
+        }
+    }
+
     /// Append `other`'s values, converted to this storage precision (a file's rows are read).
     pub fn append(&mut self, other: Features) {
         let other = other.into_storage_in_memory().into_storage(self.storage());

@@ -257,22 +257,26 @@ impl DeviceSplit {
         let (n, d, m) = (self.n, self.d, columns.len());
         let device = self.device();
         let host_epoch = self.host.is_some() && m <= HOST_EPOCH_MAX_FEATURES;
+        // Half-precision rows keep their precision in the copy (n × m × 2 bytes), converted a
+        // batch at a time like X itself, unless the host epoch reads them as f32.
+        if let FeatureRows::Host(values) = &self.x {
+            let sub = values.select_columns(d, columns);
+            if sub.storage() != crate::data::Storage::F32 && !host_epoch {
+                return DeviceSplit {
+                    x: FeatureRows::Host(std::sync::Arc::new(sub)),
+                    y: self.y.clone(),
+                    w: self.w.clone(),
+                    n,
+                    d: m,
+                    k: self.k,
+                    host: self.host.clone(),
+                    device,
+                };
+            }
+        }
         // The copy as f32 values on the host, when it is built there or read there.
         let values: Option<Vec<f32>> = match &self.x {
-            FeatureRows::Host(values) => {
-                let mut out = Vec::with_capacity(n * m);
-                for block in read_ahead(values, row_chunks(n, d).collect(), n, d) {
-                    for row in block.chunks_exact(d) {
-                        out.extend(columns.iter().map(|&j| row[j]));
-                    }
-                }
-                assert_eq!(
-                    out.len(),
-                    n * m,
-                    "the feature row reader stopped (its error is printed above)"
-                );
-                Some(out)
-            }
+            FeatureRows::Host(values) => Some(values.select_columns(d, columns).into_f32()),
             FeatureRows::Device(x) if host_epoch => {
                 let idx: Vec<i64> = columns.iter().map(|&j| j as i64).collect();
                 let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [m]), &device);
@@ -1532,6 +1536,51 @@ mod tests {
         assert_eq!(a.3, b2.3, "table after an epoch");
         assert_eq!((a.4, a.5, a.6), (b2.4, b2.5, b2.6), "objective and evaluation");
         assert_eq!(a.7, b2.7, "screened columns");
+    }
+
+    #[test]
+    fn half_precision_rows_compute_like_their_f32_values() {
+        // f16 storage is f16-rounded values computed in f32: the same results as a device
+        // tensor of those values, including a screened copy kept in f16 (m > 16 features).
+        let device = Device::flex();
+        let (n, d, k, m) = (600, 24, 5, 20);
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 13) % k as i64).collect();
+        let split = Split::new("train", random(n * d, 21), n, d, Targets::Classes(labels))
+            .unwrap()
+            .into_storage(crate::data::Storage::F16);
+        let widened = Split {
+            x: Features::F32(split.x.clone().into_f32()),
+            ..split.clone()
+        };
+        let half = DeviceSplit::from_split(split, k, &device, Some(1), false);
+        let full = DeviceSplit::from_split(widened, k, &device, Some(1), false);
+        assert!(matches!(half.x, FeatureRows::Host(_)) && matches!(full.x, FeatureRows::Device(_)));
+        let columns: Vec<usize> = (0..m).map(|j| (j * 7) % d).collect();
+        let (hs, fs) = (half.columns(&columns), full.columns(&columns));
+        assert!(
+            matches!(hs.x, FeatureRows::Host(_)),
+            "the screened copy stays f16"
+        );
+        let v = |t: Tensor<2>| t.try_into_vec_as::<f32>().unwrap();
+        let step = Step {
+            lambda: 1e-3,
+            alpha: 0.99,
+            lr: 0.02,
+            group: false,
+            family: Family::Multinomial,
+        };
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
+        let plan = EpochPlan::random(n, 64, &mut rng);
+        let run = |split: &DeviceSplit| {
+            let dims = split.d;
+            let wt = Tensor::<2>::zeros([dims, k], &device);
+            let b = Tensor::<2>::zeros([1, k], &device);
+            let (state, (gw, _)) = SagaState::at(split, Family::Multinomial, wt, b);
+            let (state, summary) = saga_epoch(split, state, &plan, step);
+            (v(gw), v(state.wt), summary.objective)
+        };
+        assert_eq!(run(&half), run(&full));
+        assert_eq!(run(&hs), run(&fs));
     }
 
     #[test]

@@ -92,6 +92,28 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
     parse_npy_from(bytes, bytes.len() as u64, None)
 }
 
+/// Read `count` values of `size` bytes each from `r` in blocks of 2²⁰ values, handing each
+/// block's bytes to `f` (a feature file is converted as it streams in, never held twice).
+fn read_blocks<R: std::io::Read>(
+    r: &mut R,
+    count: usize,
+    size: usize,
+    mut f: impl FnMut(&[u8]),
+) -> std::result::Result<(), String> {
+    const BLOCK: usize = 1 << 20;
+    let mut buf = vec![0u8; BLOCK.min(count) * size];
+    let mut left = count;
+    while left > 0 {
+        let take = left.min(BLOCK);
+        let bytes = &mut buf[..take * size];
+        r.read_exact(bytes)
+            .map_err(|e| format!("cannot read the array's data ({e})"))?;
+        f(bytes);
+        left -= take;
+    }
+    Ok(())
+}
+
 /// Read `count` little-endian values of `size` bytes each from `r`, converted one by one.
 fn read_values<T, R: std::io::Read>(
     r: &mut R,
@@ -99,18 +121,10 @@ fn read_values<T, R: std::io::Read>(
     size: usize,
     convert: impl Fn(&[u8]) -> T,
 ) -> std::result::Result<Vec<T>, String> {
-    const BLOCK: usize = 1 << 20;
     let mut out = Vec::with_capacity(count);
-    let mut buf = vec![0u8; BLOCK * size];
-    let mut left = count;
-    while left > 0 {
-        let take = left.min(BLOCK);
-        let bytes = &mut buf[..take * size];
-        r.read_exact(bytes)
-            .map_err(|e| format!("cannot read the array's data ({e})"))?;
-        out.extend(bytes.chunks_exact(size).map(&convert));
-        left -= take;
-    }
+    read_blocks(r, count, size, |bytes| {
+        out.extend(bytes.chunks_exact(size).map(&convert))
+    })?;
     Ok(out)
 }
 
@@ -122,51 +136,42 @@ fn read_floats<R: std::io::Read>(
     size: usize,
     storage: Storage,
 ) -> std::result::Result<Features, String> {
-    const BLOCK: usize = 1 << 20;
-    let mut buf = vec![0u8; BLOCK * size];
-    let mut block = vec![0f32; BLOCK];
     let mut out = match storage {
         Storage::F32 => Features::F32(Vec::with_capacity(count)),
         Storage::F16 => Features::F16(Vec::with_capacity(count)),
         Storage::BF16 => Features::BF16(Vec::with_capacity(count)),
     };
-    let mut left = count;
-    while left > 0 {
-        let take = left.min(BLOCK);
-        let bytes = &mut buf[..take * size];
-        r.read_exact(bytes)
-            .map_err(|e| format!("cannot read the array's data ({e})"))?;
-        let vals = &mut block[..take];
+    let mut block = Vec::new();
+    read_blocks(r, count, size, |bytes| {
+        block.clear();
         match size {
-            2 => bytes
-                .chunks_exact(2)
-                .zip(vals.iter_mut())
-                .for_each(|(c, v)| *v = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
-            4 => bytes
-                .chunks_exact(4)
-                .zip(vals.iter_mut())
-                .for_each(|(c, v)| *v = f32::from_le_bytes(c.try_into().unwrap())),
-            _ => bytes
-                .chunks_exact(8)
-                .zip(vals.iter_mut())
-                .for_each(|(c, v)| *v = f64::from_le_bytes(c.try_into().unwrap()) as f32),
+            2 => block.extend(le_u16(bytes).map(|h| f16::from_bits(h).to_f32())),
+            4 => block.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap())),
+            ),
+            _ => block.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32),
+            ),
         }
         match &mut out {
-            Features::F32(o) => o.extend_from_slice(vals),
+            Features::F32(o) => o.extend_from_slice(&block),
             Features::F16(o) => {
                 let at = o.len();
-                o.resize(at + take, f16::ZERO);
-                o[at..].convert_from_f32_slice(vals);
+                o.resize(at + block.len(), f16::ZERO);
+                o[at..].convert_from_f32_slice(&block);
             }
             Features::BF16(o) => {
                 let at = o.len();
-                o.resize(at + take, bf16::ZERO);
-                o[at..].convert_from_f32_slice(vals);
+                o.resize(at + block.len(), bf16::ZERO);
+                o[at..].convert_from_f32_slice(&block);
             }
             Features::File(_) => unreachable!("values are read into memory here"),
         }
-        left -= take;
-    }
+    })?;
     Ok(out)
 }
 
@@ -421,6 +426,11 @@ pub fn encode_npy(array: &Array) -> Vec<u8> {
     out
 }
 
+/// Little-endian 16-bit words (the bits of f16 / bf16 values).
+fn le_u16(data: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))
+}
+
 fn safetensor_array(path: &Path, view: &TensorView<'_>) -> Result<Array> {
     let shape = view.shape().to_vec();
     let data = view.data();
@@ -441,19 +451,11 @@ fn safetensor_array(path: &Path, view: &TensorView<'_>) -> Result<Array> {
         },
         Dtype::F16 => Array::Half {
             shape,
-            data: Features::F16(
-                data.chunks_exact(2)
-                    .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
-                    .collect(),
-            ),
+            data: Features::F16(le_u16(data).map(f16::from_bits).collect()),
         },
         Dtype::BF16 => Array::Half {
             shape,
-            data: Features::BF16(
-                data.chunks_exact(2)
-                    .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
-                    .collect(),
-            ),
+            data: Features::BF16(le_u16(data).map(bf16::from_bits).collect()),
         },
         Dtype::I64 => Array::Int {
             shape,

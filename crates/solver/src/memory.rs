@@ -66,7 +66,8 @@ impl MemoryPlan {
             table: n * k * f,
             layer_state: 8 * d * k * f,
             pass_chunk: 4 * chunk_rows * width * f,
-            screened_x_max: n * (d / 2) * f,
+            // Kept in the features' precision (f32 where the host epoch reads it: ≤ 16 columns).
+            screened_x_max: n * (d / 2) * problem.train.x.storage().bytes() as u64,
             batch: 8 * batch * (k + d) * f,
         }
     }

@@ -117,6 +117,12 @@ pub struct PathResult {
     /// Why the path ended before its last λ (an end rule of [`RunOptions`]), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_early: Option<String>,
+    /// Wall seconds of this session's path (from the data's upload to its last λ), and of
+    /// writing the layer files and checkpoints within it.
+    #[serde(default)]
+    pub path_seconds: f64,
+    #[serde(default)]
+    pub write_seconds: f64,
     /// Layers of every λ, in path order, when requested with [`RunOptions::keep_layers`].
     #[serde(skip)]
     pub layers: Vec<Layer>,
@@ -788,6 +794,7 @@ pub fn run_path(
     }
     let fp = fingerprint(&problem, config);
     let family = problem.family;
+    let path_started = Instant::now();
     let dp = DeviceProblem::upload(problem, device, config.seed, opts.host_rows);
     let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
     let lambdas = config.lambdas(lambda_max);
@@ -808,6 +815,8 @@ pub fn run_path(
         memory: Some(plan),
         peak_rss: None,
         ended_early: None,
+        path_seconds: 0.0,
+        write_seconds: 0.0,
     };
     // The solution before the current one, `(wt, b)`, for the extrapolated start.
     let mut previous: Option<(Tensor<2>, Tensor<2>)> = None;
@@ -943,6 +952,7 @@ pub fn run_path(
         if opts.verbose {
             eprintln!("{}", record_line(&record, total, k));
         }
+        let writing = Instant::now();
         if let Some(out) = &opts.out_dir {
             // One metadata key, so the file's bytes do not depend on a map's iteration order.
             let meta = HashMap::from([(
@@ -967,11 +977,13 @@ pub fn run_path(
                 &result,
             )?;
         }
+        result.write_seconds += writing.elapsed().as_secs_f64();
         if let (true, Some(reason)) = (opts.verbose, &result.ended_early) {
             eprintln!("path ends after λ #{}: {reason}", index + 1);
         }
     }
     result.peak_rss = memory::peak_rss();
+    result.path_seconds = path_started.elapsed().as_secs_f64();
     Ok(result)
 }
 
