@@ -17,7 +17,10 @@
 //! }
 //! ```
 //!
-//! The cost is that the process keeps its peak footprint until it exits.
+//! The cost is that the process keeps its peak footprint until it exits. The path solver asks
+//! for less ([`release_freed_memory_after`]): its buffers recur every step (milliseconds), but at
+//! ImageNet size it also makes one-off buffers of hundreds of MB (the screened copy of X for one
+//! λ, never the same size again) that would otherwise stay in the footprint for the whole run.
 
 pub use mimalloc::MiMalloc;
 
@@ -32,6 +35,13 @@ pub fn retain_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
 }
 
+/// Return freed pages to the kernel once they have stayed unused for `ms` milliseconds
+/// (mimalloc's `purge_delay`): far longer than the gap between two uses of a step's buffer.
+pub fn release_freed_memory_after(ms: u32) {
+    // SAFETY: as in `retain_freed_memory`.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms as std::os::raw::c_long) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +52,12 @@ mod tests {
         // SAFETY: reads mimalloc's option table.
         let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         assert_eq!(delay, -1);
+        release_freed_memory_after(1000);
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+            1000
+        );
+        retain_freed_memory();
         // the neighbouring options keep their defaults (eager_commit_delay 1, use_numa_nodes 0)
         assert_eq!(unsafe { libmimalloc_sys::mi_option_get(14) }, 1);
         assert_eq!(unsafe { libmimalloc_sys::mi_option_get(16) }, 0);

@@ -23,6 +23,10 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: backend::allocator::MiMalloc = backend::allocator::MiMalloc;
 
+/// How long the path keeps freed pages (ms): its step buffers recur within milliseconds; its
+/// screened copies of X (hundreds of MB at ImageNet size, one size per λ) are then returned.
+pub(crate) const PATH_PURGE_DELAY_MS: u32 = 1000;
+
 #[derive(Parser)]
 #[command(
     name = "fit",

@@ -256,6 +256,8 @@ pub fn run(args: PathArgs) -> Result<()> {
             }
         );
     }
+    // One-off n×m screened copies must not stay in the footprint (see backend::allocator).
+    backend::allocator::release_freed_memory_after(crate::PATH_PURGE_DELAY_MS);
     let result = solver::run_path(problem, &standardizer, &config, &device, &opts)?;
     let selection = match args.reference_accuracy {
         Some(r) => solver::select::select_against(&result.records, threshold, r)?,

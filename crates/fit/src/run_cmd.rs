@@ -463,6 +463,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let started = Instant::now();
     // The dense fit and the evaluation below read the splits again: the path gets a copy.
+    // One-off n×m screened copies must not stay in the footprint (see backend::allocator).
+    backend::allocator::release_freed_memory_after(crate::PATH_PURGE_DELAY_MS);
     let result = match solver::run_path(problem.clone(), &standardizer, &config, &device, &opts) {
         // The features or settings changed since the checkpoint (a rebuilt cache, another
         // --alpha): nothing of it can be reused, so the path starts over.

@@ -259,9 +259,12 @@ impl DeviceSplit {
         let host_epoch = self.host.is_some() && m <= HOST_EPOCH_MAX_FEATURES;
         // Half-precision rows keep their precision in the copy (n × m × 2 bytes), converted a
         // batch at a time like X itself, unless the host epoch reads them as f32.
-        if let FeatureRows::Host(values) = &self.x {
-            let sub = values.select_columns(d, columns);
-            if sub.storage() != crate::data::Storage::F32 && !host_epoch {
+        let selected = match &self.x {
+            FeatureRows::Host(values) => Some(values.select_columns(d, columns)),
+            FeatureRows::Device(_) => None,
+        };
+        let selected = match selected {
+            Some(sub) if sub.storage() != crate::data::Storage::F32 && !host_epoch => {
                 return DeviceSplit {
                     x: FeatureRows::Host(std::sync::Arc::new(sub)),
                     y: self.y.clone(),
@@ -273,11 +276,12 @@ impl DeviceSplit {
                     device,
                 };
             }
-        }
+            other => other,
+        };
         // The copy as f32 values on the host, when it is built there or read there.
-        let values: Option<Vec<f32>> = match &self.x {
-            FeatureRows::Host(values) => Some(values.select_columns(d, columns).into_f32()),
-            FeatureRows::Device(x) if host_epoch => {
+        let values: Option<Vec<f32>> = match (selected, &self.x) {
+            (Some(sub), _) => Some(sub.into_f32()),
+            (None, FeatureRows::Device(x)) if host_epoch => {
                 let idx: Vec<i64> = columns.iter().map(|&j| j as i64).collect();
                 let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [m]), &device);
                 // The copy's only handle: flex hands its buffer over without a copy.
@@ -288,7 +292,7 @@ impl DeviceSplit {
                         .expect("f32 features"),
                 )
             }
-            FeatureRows::Device(_) => None,
+            (None, _) => None,
         };
         let (x, host) = match (values, &self.host) {
             (Some(data), Some(rows)) if host_epoch => {
