@@ -168,13 +168,9 @@ impl Features {
     /// Convert to another storage precision (rounding to nearest when narrowing); rows left
     /// in a file are read into memory unless the file already holds that precision.
     pub fn into_storage(self, storage: Storage) -> Features {
-        if self.storage() == storage && !matches!(self, Features::File(_)) {
+        // A file's storage is its own precision: it stays a file then.
+        if self.storage() == storage {
             return self;
-        }
-        if let Features::File(f) = &self {
-            if f.dtype() == storage {
-                return self;
-            }
         }
         let v = self.into_f32();
         match storage {

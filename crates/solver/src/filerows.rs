@@ -17,7 +17,7 @@ use half::{bf16, f16};
 
 use crate::data::Storage;
 use crate::error::{Result, SolverError};
-use crate::io::read_npy_header;
+use crate::io::{le_u16, read_npy_header};
 
 /// The rows of one `[n, d]` float array in a file, read on demand.
 #[derive(Clone)]
@@ -178,14 +178,12 @@ impl FileRows {
                 .chunks_exact(4)
                 .zip(out.iter_mut())
                 .for_each(|(c, v)| *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            Storage::F16 => bytes
-                .chunks_exact(2)
+            Storage::F16 => le_u16(&bytes)
                 .zip(out.iter_mut())
-                .for_each(|(c, v)| *v = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
-            Storage::BF16 => bytes
-                .chunks_exact(2)
+                .for_each(|(h, v)| *v = f16::from_bits(h).to_f32()),
+            Storage::BF16 => le_u16(&bytes)
                 .zip(out.iter_mut())
-                .for_each(|(c, v)| *v = bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
+                .for_each(|(h, v)| *v = bf16::from_bits(h).to_f32()),
         }
         if let Some(affine) = &self.affine {
             let (mean, std) = (&affine.0, &affine.1);

@@ -427,7 +427,7 @@ pub fn encode_npy(array: &Array) -> Vec<u8> {
 }
 
 /// Little-endian 16-bit words (the bits of f16 / bf16 values).
-fn le_u16(data: &[u8]) -> impl Iterator<Item = u16> + '_ {
+pub(crate) fn le_u16(data: &[u8]) -> impl Iterator<Item = u16> + '_ {
     data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))
 }
 
