@@ -150,6 +150,41 @@ impl Features {
         }
     }
 
+    /// Columns `columns` of rows `first_row..` (rows `width` values wide) as f32, `columns.len()`
+    /// values per row of `out`: a screened problem's block read in place, without an `n × m`
+    /// copy of X. A file's rows are read whole, then gathered.
+    pub fn read_columns_into(&self, first_row: usize, width: usize, columns: &[usize], out: &mut [f32]) {
+        fn gather<T: Copy>(
+            rows: &[T],
+            width: usize,
+            columns: &[usize],
+            out: &mut [f32],
+            f32_of: impl Fn(T) -> f32,
+        ) {
+            for (row, o) in rows.chunks_exact(width).zip(out.chunks_exact_mut(columns.len())) {
+                for (o, &j) in o.iter_mut().zip(columns) {
+                    *o = f32_of(row[j]);
+                }
+            }
+        }
+        let m = columns.len();
+        if m == 0 || width == 0 {
+            return;
+        }
+        let rows = out.len() / m;
+        let span = first_row * width..(first_row + rows) * width;
+        match self {
+            Features::F32(v) => gather(&v[span], width, columns, out, |x| x),
+            Features::F16(v) => gather(&v[span], width, columns, out, f16::to_f32),
+            Features::BF16(v) => gather(&v[span], width, columns, out, bf16::to_f32),
+            Features::File(_) => {
+                let mut whole = vec![0f32; rows * width];
+                self.read_into(span.start, &mut whole);
+                gather(&whole, width, columns, out, |x| x);
+            }
+        }
+    }
+
     /// Values `start..end` as f32.
     pub fn to_f32(&self, start: usize, end: usize) -> Vec<f32> {
         let mut out = vec![0f32; end - start];

@@ -80,6 +80,33 @@ impl DeviceTargets {
 pub enum FeatureRows {
     Device(Tensor<2>),
     Host(std::sync::Arc<Features>),
+    /// Some columns of a wider X, read in place a block at a time: the screened problem of
+    /// one λ without an `n × m` copy of X (see [`screened_columns_in_place`]).
+    Columns(std::sync::Arc<ColumnView>),
+}
+
+/// The screened columns of a split's X, read from its rows (device tensor or host rows) as
+/// blocks are needed: a batch's block is gathered from the rows, so it holds the same f32
+/// values a copy of those columns would give, and the path is the same bit for bit.
+pub struct ColumnView {
+    /// The full rows: [`FeatureRows::Device`] or [`FeatureRows::Host`], never a view.
+    rows: FeatureRows,
+    /// Values per row of `rows` (the full d).
+    width: usize,
+    /// The columns read, in order.
+    list: std::sync::Arc<[usize]>,
+    /// `list` as a device index, for device-held rows.
+    index: Tensor<1, Int>,
+}
+
+impl ColumnView {
+    /// Rows `start..start+len` (of `n`, wrapping) of the listed columns of device-held rows.
+    fn device_block(&self, start: usize, len: usize, n: usize) -> Tensor<2> {
+        let FeatureRows::Device(x) = &self.rows else {
+            unreachable!("host rows are read by a HostReader")
+        };
+        rows(x.clone(), start, len, n).select(1, self.index.clone())
+    }
 }
 
 /// One split uploaded to a device: features `[n, d]`, targets, optional sample weights `[n, 1]`.
@@ -128,6 +155,25 @@ impl HostRows {
 /// --active M`, host vs tensor epoch): 0.27 vs 0.35 s at 5 features, 0.35 vs 0.40 s at 10,
 /// equal at 20, 0.80 vs 0.63 s at 40 (each row re-reads W, where a GEMM blocks over rows).
 pub const HOST_EPOCH_MAX_FEATURES: usize = 16;
+
+/// Screened problems with at least this many outputs read their columns from X in place
+/// rather than from an `n × m` copy: gathering a batch's `B × m` block costs little beside its
+/// two `B × m × K` GEMMs at large K (and it is done ahead on a second core: a reader thread
+/// for host rows, a gather thread for flex tensors), while at ImageNet size the copy is
+/// gigabytes (w5: 1.28M rows, 2.6 GB at 500 f32 columns). With few outputs the gather rivals
+/// the GEMMs and the copy is small. Measured by `fit floor --active M` (tensor epoch, copy vs
+/// in place): w4 (K = 1,000) 0.57 vs 0.62 s at M = 32, 2.31 vs 2.27 s at 256; w3 (K = 100)
+/// 0.011 vs 0.013 s at 32; w2 (K = 10) 0.005 vs 0.062 s.
+pub const SCREENED_IN_PLACE_MIN_OUTPUTS: usize = 256;
+
+/// Whether the screened problem of `m` features (K outputs) reads its columns from X in
+/// place rather than from an `n × m` copy: from K = [`SCREENED_IN_PLACE_MIN_OUTPUTS`],
+/// wherever X is held, except for the host epoch (`host_epoch_applies` and m ≤
+/// [`HOST_EPOCH_MAX_FEATURES`]), which reads its ≤ 16 columns as contiguous f32 rows.
+pub fn screened_columns_in_place(m: usize, k: usize, host_epoch_applies: bool) -> bool {
+    let host_epoch = host_epoch_applies && m <= HOST_EPOCH_MAX_FEATURES;
+    !host_epoch && k >= SCREENED_IN_PLACE_MIN_OUTPUTS
+}
 
 /// Whether `device`'s tensors are host buffers that cross to and from `Vec`s without a copy
 /// (flex), so the fused host batch can own the SAGA table during an epoch.
@@ -215,45 +261,141 @@ impl DeviceSplit {
     pub fn x(&self) -> &Tensor<2> {
         match &self.x {
             FeatureRows::Device(x) => x,
-            FeatureRows::Host(_) => panic!("host-held rows are read in blocks, not as one tensor"),
+            FeatureRows::Host(_) | FeatureRows::Columns(_) => {
+                panic!("host-held rows and screened columns are read in blocks, not as one tensor")
+            }
         }
     }
 
     /// Rows `start..start+len` of X (wrapping past the last row like [`rows`]) as f32 on the
-    /// device: a view of a device-held X, a converted upload of host rows.
+    /// device: a view of a device-held X, a converted upload of host rows, the screened
+    /// columns gathered from either.
     pub fn batch_x(&self, start: usize, len: usize) -> Tensor<2> {
+        if let Some(reader) = self.host_reader() {
+            let block = reader.block(start, len, self.n);
+            return Tensor::from_data(TensorData::new(block, [len, self.d]), &self.device);
+        }
         match &self.x {
             FeatureRows::Device(x) => rows(x.clone(), start, len, self.n),
-            FeatureRows::Host(values) => {
-                let block = host_block(values, start, len, self.n, self.d);
-                Tensor::from_data(TensorData::new(block, [len, self.d]), &self.device)
-            }
+            FeatureRows::Columns(view) => view.device_block(start, len, self.n),
+            FeatureRows::Host(_) => unreachable!("host rows have a reader"),
+        }
+    }
+
+    /// How host-held rows (whole, or the screened columns of them) are read, `None` when X is
+    /// on the device.
+    fn host_reader(&self) -> Option<HostReader> {
+        match &self.x {
+            FeatureRows::Device(_) => None,
+            FeatureRows::Host(values) => Some(HostReader {
+                values: values.clone(),
+                width: self.d,
+                columns: None,
+            }),
+            FeatureRows::Columns(view) => match &view.rows {
+                FeatureRows::Host(values) => Some(HostReader {
+                    values: values.clone(),
+                    width: view.width,
+                    columns: Some(view.list.clone()),
+                }),
+                _ => None,
+            },
         }
     }
 
     /// The X block of each span `(start, len)` in turn, as [`DeviceSplit::batch_x`] gives it;
     /// host rows are read one block ahead on a helper thread (double buffering: the next
     /// block is converted, or read from its file, while the device computes on this one).
+    ///
+    /// Screened columns gathered from device rows are gathered ahead the same way where the
+    /// device is host memory (flex): the gather then costs a second core, not epoch time.
     pub fn x_blocks(&self, spans: Vec<(usize, usize)>) -> impl Iterator<Item = Tensor<2>> + '_ {
-        let mut ahead = match &self.x {
-            FeatureRows::Host(values) => Some(read_ahead(values, spans.clone(), self.n, self.d)),
-            FeatureRows::Device(_) => None,
+        enum Ahead {
+            Host(std::sync::mpsc::IntoIter<Vec<f32>>),
+            Gathered(std::sync::mpsc::IntoIter<Tensor<2>>),
+            None,
+        }
+        let mut ahead = match (self.host_reader(), &self.x) {
+            (Some(reader), _) => Ahead::Host(reader.read_ahead(spans.clone(), self.n)),
+            (None, FeatureRows::Columns(view)) if host_kernels_apply(&self.device) => {
+                let (view, n) = (view.clone(), self.n);
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let spans = spans.clone();
+                std::thread::spawn(move || {
+                    for (start, len) in spans {
+                        if tx.send(view.device_block(start, len, n)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                Ahead::Gathered(rx.into_iter())
+            }
+            _ => Ahead::None,
         };
+        let stopped = "the feature row reader stopped (its error is printed above)";
         spans.into_iter().map(move |(start, len)| match &mut ahead {
-            Some(blocks) => {
-                let block = blocks
-                    .next()
-                    .expect("the feature row reader stopped (its error is printed above)");
+            Ahead::Host(blocks) => {
+                let block = blocks.next().expect(stopped);
                 Tensor::from_data(TensorData::new(block, [len, self.d]), &self.device)
             }
-            None => self.batch_x(start, len),
+            Ahead::Gathered(blocks) => blocks.next().expect(stopped),
+            Ahead::None => self.batch_x(start, len),
         })
     }
 
     /// The same split restricted to the feature columns listed in `columns` (the screened
-    /// problem of one λ): one `n × m` f32 copy of X on the device; targets and weights are
-    /// shared.
+    /// problem of one λ), read in place or from a copy as [`screened_columns_in_place`]
+    /// decides; targets and weights are shared.
     pub fn columns(&self, columns: &[usize]) -> DeviceSplit {
+        let in_place = screened_columns_in_place(columns.len(), self.k, self.host.is_some());
+        self.columns_as(columns, in_place)
+    }
+
+    /// [`DeviceSplit::columns`], read in place from X (`in_place`) or from an `n × m` copy.
+    /// Both give the same f32 blocks.
+    pub fn columns_as(&self, columns: &[usize], in_place: bool) -> DeviceSplit {
+        if let FeatureRows::Columns(view) = &self.x {
+            // The columns of a view are columns of its rows.
+            let list: Vec<usize> = columns.iter().map(|&j| view.list[j]).collect();
+            return self
+                .with_rows(view.rows.clone(), view.width)
+                .columns_as(&list, in_place);
+        }
+        if !in_place {
+            return self.column_copy(columns);
+        }
+        let m = columns.len();
+        let idx: Vec<i64> = columns.iter().map(|&j| j as i64).collect();
+        let view = ColumnView {
+            rows: self.x.clone(),
+            width: self.d,
+            list: columns.into(),
+            index: Tensor::<1, Int>::from_data(TensorData::new(idx, [m]), &self.device),
+        };
+        DeviceSplit {
+            // The host epoch reads contiguous rows only.
+            host: self.host.clone().map(|h| HostRows { x: None, ..h }),
+            ..self.with_rows(FeatureRows::Columns(std::sync::Arc::new(view)), m)
+        }
+    }
+
+    /// This split with other feature rows of width `d` (same examples, targets, weights).
+    fn with_rows(&self, x: FeatureRows, d: usize) -> DeviceSplit {
+        DeviceSplit {
+            x,
+            y: self.y.clone(),
+            w: self.w.clone(),
+            n: self.n,
+            d,
+            k: self.k,
+            host: self.host.clone(),
+            device: self.device.clone(),
+        }
+    }
+
+    /// The screened columns as one `n × m` copy (in the features' precision for host rows,
+    /// f32 where the host epoch reads them).
+    fn column_copy(&self, columns: &[usize]) -> DeviceSplit {
         let (n, d, m) = (self.n, self.d, columns.len());
         let device = self.device();
         let host_epoch = self.host.is_some() && m <= HOST_EPOCH_MAX_FEATURES;
@@ -262,6 +404,7 @@ impl DeviceSplit {
         let selected = match &self.x {
             FeatureRows::Host(values) => Some(values.select_columns(d, columns)),
             FeatureRows::Device(_) => None,
+            FeatureRows::Columns(_) => unreachable!("views are resolved to their rows first"),
         };
         let selected = match selected {
             Some(sub) if sub.storage() != crate::data::Storage::F32 && !host_epoch => {
@@ -364,36 +507,50 @@ impl DeviceSplit {
     }
 }
 
-/// Rows `start..start+len` of host-held X (`n × d`) as f32, wrapping past the last row.
-fn host_block(values: &Features, start: usize, len: usize, n: usize, d: usize) -> Vec<f32> {
-    let mut block = vec![0f32; len * d];
-    let head = len.min(n - start);
-    values.read_into(start * d, &mut block[..head * d]);
-    if head < len {
-        values.read_into(0, &mut block[head * d..]);
-    }
-    block
+/// Reads blocks of host-held rows as f32: whole rows, or the listed columns of them.
+struct HostReader {
+    values: std::sync::Arc<Features>,
+    /// Values per stored row.
+    width: usize,
+    /// The screened columns read from each row; all of them when `None`.
+    columns: Option<std::sync::Arc<[usize]>>,
 }
 
-/// The blocks of `spans` read by a helper thread one ahead of their use (a channel of one
-/// block: at most two exist at once). If a read fails, the thread stops with its error and
-/// the iterator ends early; callers treat a missing block as that failure.
-fn read_ahead(
-    values: &std::sync::Arc<Features>,
-    spans: Vec<(usize, usize)>,
-    n: usize,
-    d: usize,
-) -> std::sync::mpsc::IntoIter<Vec<f32>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let values = values.clone();
-    std::thread::spawn(move || {
-        for (start, len) in spans {
-            if tx.send(host_block(&values, start, len, n, d)).is_err() {
-                break;
-            }
+impl HostReader {
+    /// Rows `start..start+len` (of `n`), wrapping past the last row, as `len × m` f32.
+    fn block(&self, start: usize, len: usize, n: usize) -> Vec<f32> {
+        let m = self.columns.as_ref().map_or(self.width, |c| c.len());
+        let mut block = vec![0f32; len * m];
+        let head = len.min(n - start);
+        let (first, rest) = block.split_at_mut(head * m);
+        self.read(start, first);
+        if head < len {
+            self.read(0, rest);
         }
-    });
-    rx.into_iter()
+        block
+    }
+
+    fn read(&self, first_row: usize, out: &mut [f32]) {
+        match &self.columns {
+            None => self.values.read_into(first_row * self.width, out),
+            Some(columns) => self.values.read_columns_into(first_row, self.width, columns, out),
+        }
+    }
+
+    /// The blocks of `spans` read by a helper thread one ahead of their use (a channel of
+    /// one block: at most two exist at once). If a read fails, the thread stops with its
+    /// error and the iterator ends early; callers treat a missing block as that failure.
+    fn read_ahead(self, spans: Vec<(usize, usize)>, n: usize) -> std::sync::mpsc::IntoIter<Vec<f32>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            for (start, len) in spans {
+                if tx.send(self.block(start, len, n)).is_err() {
+                    break;
+                }
+            }
+        });
+        rx.into_iter()
+    }
 }
 
 /// The seeded random order of `n` training rows (`order[i]` = the original row placed at i).
@@ -1341,13 +1498,23 @@ pub fn head_floor(train: &DeviceSplit, m: usize, reps: usize) -> (f64, f64) {
     (sweep, gemms)
 }
 
+/// Best-of-`reps` times of one real SAGA epoch, seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochTimes {
+    /// The fused host epoch, where it applies (flex, class labels, m ≤
+    /// [`HOST_EPOCH_MAX_FEATURES`]).
+    pub host: Option<f64>,
+    /// Tensor operations on an `n × m` copy of the columns.
+    pub tensor_copy: f64,
+    /// Tensor operations on the columns read in place from X, a batch at a time.
+    pub tensor_in_place: f64,
+}
+
 /// The best-of-`reps` time of one real SAGA epoch (batches of `batch`, a step that keeps the
-/// layer finite) on the first `m` features: `(host epoch, tensor epoch)`, the first only where
-/// the host epoch applies (flex, class labels, m ≤ [`HOST_EPOCH_MAX_FEATURES`]).
-pub fn epoch_time(train: &DeviceSplit, m: usize, batch: usize, reps: usize) -> (Option<f64>, f64) {
+/// layer finite) on the first `m` features, by each way an epoch can read them.
+pub fn epoch_time(train: &DeviceSplit, m: usize, batch: usize, reps: usize) -> EpochTimes {
     let device = train.device();
     let m = m.clamp(1, train.d);
-    let sub = train.columns(&(0..m).collect::<Vec<_>>());
     let step = Step {
         lambda: 1e-3,
         alpha: 0.99,
@@ -1371,20 +1538,25 @@ pub fn epoch_time(train: &DeviceSplit, m: usize, batch: usize, reps: usize) -> (
         }
         best
     };
-    let host = sub
+    let columns: Vec<usize> = (0..m).collect();
+    let copy = train.columns_as(&columns, false);
+    let host = copy
         .host
         .as_ref()
         .is_some_and(|h| h.x.is_some())
-        .then(|| time(&sub));
-    let tensor_split = DeviceSplit {
-        host: sub.host.clone().map(|h| HostRows { x: None, ..h }),
-        x: sub.x.clone(),
-        y: sub.y.clone(),
-        w: sub.w.clone(),
-        device: sub.device.clone(),
-        ..sub
-    };
-    (host, time(&tensor_split))
+        .then(|| time(&copy));
+    // The same copy without the host epoch's rows: tensor operations.
+    let tensor_copy = time(&DeviceSplit {
+        host: copy.host.clone().map(|h| HostRows { x: None, ..h }),
+        ..copy.with_rows(copy.x.clone(), m)
+    });
+    drop(copy);
+    let tensor_in_place = time(&train.columns_as(&columns, true));
+    EpochTimes {
+        host,
+        tensor_copy,
+        tensor_in_place,
+    }
 }
 
 #[cfg(test)]
@@ -1530,7 +1702,7 @@ mod tests {
                 summary.objective,
                 eval.loss,
                 eval.score,
-                v(cols.x().clone()),
+                v(cols.batch_x(0, n)),
             )
         };
         let (a, b2) = (run(&on_device), run(&on_host));
@@ -1560,11 +1732,8 @@ mod tests {
         let full = DeviceSplit::from_split(widened, k, &device, Some(1), false);
         assert!(matches!(half.x, FeatureRows::Host(_)) && matches!(full.x, FeatureRows::Device(_)));
         let columns: Vec<usize> = (0..m).map(|j| (j * 7) % d).collect();
-        let (hs, fs) = (half.columns(&columns), full.columns(&columns));
-        assert!(
-            matches!(hs.x, FeatureRows::Host(_)),
-            "the screened copy stays f16"
-        );
+        let (hs, fs) = (half.columns_as(&columns, false), full.columns(&columns));
+        assert!(matches!(hs.x, FeatureRows::Host(_)), "a screened copy stays f16");
         let v = |t: Tensor<2>| t.try_into_vec_as::<f32>().unwrap();
         let step = Step {
             lambda: 1e-3,
@@ -1585,6 +1754,77 @@ mod tests {
         };
         assert_eq!(run(&half), run(&full));
         assert_eq!(run(&hs), run(&fs));
+        assert_eq!(run(&half.columns_as(&columns, true)), run(&fs));
+    }
+
+    #[test]
+    fn screened_columns_read_in_place_equal_their_copy() {
+        // A screened problem reads the same f32 blocks from X in place as from a copy of its
+        // columns, for device rows, f16 host rows and rows left in their file: the same
+        // epoch, the same full-pass gradient, bit for bit; views of views compose.
+        let device = Device::flex();
+        let (n, d, k) = (530, 40, 70);
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 17 + i / 3) % k as i64).collect();
+        let split = Split::new("train", random(n * d, 31), n, d, Targets::Classes(labels)).unwrap();
+        let dir = std::env::temp_dir().join(format!("screened-in-place-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("x.npy");
+        let values = crate::io::Array::Float {
+            shape: vec![n, d],
+            data: split.x.clone().into_f32(),
+        };
+        std::fs::write(&file, crate::io::encode_npy(&values)).unwrap();
+        let on_file = Split {
+            x: Features::File(crate::filerows::FileRows::open_npy(&file).unwrap()),
+            ..split.clone()
+        };
+        let columns: Vec<usize> = (0..30).map(|j| (j * 11 + 3) % d).collect();
+        let step = Step {
+            lambda: 1e-3,
+            alpha: 0.99,
+            lr: 0.02,
+            group: false,
+            family: Family::Multinomial,
+        };
+        let v = |t: Tensor<2>| t.try_into_vec_as::<f32>().unwrap();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(8);
+        let plan = EpochPlan::random(n, 64, &mut rng);
+        let run = |split: &DeviceSplit| {
+            let wt = Tensor::<2>::zeros([split.d, k], &device);
+            let b = Tensor::<2>::zeros([1, k], &device);
+            let (state, (gw, _)) = SagaState::at(split, Family::Multinomial, wt, b);
+            let (state, summary) = saga_epoch(split, state, &plan, step);
+            (v(gw), v(state.wt), v(state.table), summary.objective)
+        };
+        for (what, split) in [
+            ("device rows", split.clone()),
+            (
+                "f16 host rows",
+                split.clone().into_storage(crate::data::Storage::F16),
+            ),
+            ("rows in their file", on_file),
+        ] {
+            let train = DeviceSplit::from_split(split, k, &device, Some(5), false);
+            let (copy, view) = (
+                train.columns_as(&columns, false),
+                train.columns_as(&columns, true),
+            );
+            assert!(matches!(view.x, FeatureRows::Columns(_)), "{what}");
+            assert_eq!(
+                v(copy.batch_x(500, 60)),
+                v(view.batch_x(500, 60)),
+                "{what}: a wrapped block"
+            );
+            assert_eq!(run(&copy), run(&view), "{what}");
+            let inner: Vec<usize> = vec![4, 0, 9];
+            let picked: Vec<usize> = inner.iter().map(|&j| columns[j]).collect();
+            assert_eq!(
+                v(view.columns_as(&inner, true).batch_x(0, n)),
+                v(train.columns_as(&picked, false).batch_x(0, n)),
+                "{what}: columns of a view"
+            );
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::PathConfig;
 use crate::data::{Problem, Split, Targets};
-use crate::engine::FULL_PASS_ELEMENTS;
+use crate::engine::{screened_columns_in_place, FULL_PASS_ELEMENTS, HOST_EPOCH_MAX_FEATURES};
 
 /// Bytes the solver holds for one path, by item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,14 +30,18 @@ pub struct MemoryPlan {
     /// the f32 X block of one row chunk; ×4).
     pub pass_chunk: u64,
     /// The screened copy of X (`n × m` for the m screened features), at its largest: screening
-    /// stops once m exceeds d/2.
+    /// stops once m exceeds d/2, and most screened problems read their columns from X in
+    /// place (see [`crate::engine::screened_columns_in_place`]).
     pub screened_x_max: u64,
     /// One batch's temporaries (`batch × K` and `batch × m`; ×8).
     pub batch: u64,
 }
 
 impl MemoryPlan {
-    pub fn new(problem: &Problem, config: &PathConfig, device: &str) -> Self {
+    /// The plan of `problem` on a device described as `device`; `host_epoch`: the fused host
+    /// epoch applies (flex, class labels), which reads up to 16 screened columns from an f32
+    /// copy.
+    pub fn new(problem: &Problem, config: &PathConfig, device: &str, host_epoch: bool) -> Self {
         let (n, d, k) = (problem.train.n as u64, problem.d() as u64, problem.k as u64);
         let f = 4u64;
         let x = |s: Option<&Split>| s.map_or(0, |s| s.x.bytes());
@@ -66,8 +70,21 @@ impl MemoryPlan {
             table: n * k * f,
             layer_state: 8 * d * k * f,
             pass_chunk: 4 * chunk_rows * width * f,
-            // Kept in the features' precision (f32 where the host epoch reads it: ≤ 16 columns).
-            screened_x_max: n * (d / 2) * problem.train.x.storage().bytes() as u64,
+            // Screening stops at d/2 features; the host epoch's copy has at most 16 columns.
+            // A copy holds the features' precision (f32 for rows read from a file).
+            screened_x_max: if screened_columns_in_place((d / 2) as usize, k as usize, host_epoch) {
+                if host_epoch {
+                    n * (HOST_EPOCH_MAX_FEATURES as u64).min(d / 2) * f
+                } else {
+                    0
+                }
+            } else {
+                let bytes = match problem.train.x {
+                    crate::data::Features::File(_) => 4,
+                    ref x => x.storage().bytes() as u64,
+                };
+                n * (d / 2) * bytes
+            },
             batch: 8 * batch * (k + d) * f,
         }
     }

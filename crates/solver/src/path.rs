@@ -788,7 +788,9 @@ pub fn run_path(
     } else {
         held
     };
-    let plan = MemoryPlan::new(&problem, config, &held);
+    let host_epoch = engine::host_kernels_apply(device)
+        && matches!(problem.train.targets, crate::data::Targets::Classes(_));
+    let plan = MemoryPlan::new(&problem, config, &held, host_epoch);
     if opts.verbose {
         plan.lines().iter().for_each(|l| eprintln!("{l}"));
     }
