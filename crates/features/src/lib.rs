@@ -384,9 +384,21 @@ impl FeatureCache {
 
     /// All features and labels of a complete split, as the solver takes them.
     pub fn load(&self, split: &str) -> Result<Split> {
+        self.load_split(split, false)
+    }
+
+    /// [`FeatureCache::load`] with the features left in their shards and read by rows while
+    /// the path runs (`--stream disk`: [`solver::filerows::FileRows`] over the shard files one
+    /// after another); only the labels are read into memory.
+    pub fn load_streamed(&self, split: &str) -> Result<Split> {
+        self.load_split(split, true)
+    }
+
+    fn load_split(&self, split: &str, streamed: bool) -> Result<Split> {
         let spec = self.spec(split)?.clone();
         let dim = self.manifest.dim;
         let mut x = Features::F32(Vec::new()).into_storage(self.manifest.storage);
+        let mut files = Vec::new();
         let mut classes = Vec::new();
         let mut dense = Vec::new();
         for (i, range) in self.shard_ranges(split).into_iter().enumerate() {
@@ -401,29 +413,47 @@ impl FeatureCache {
                 path: path.clone(),
                 reason,
             };
-            let (mut tensors, _) = read_safetensors(&path)?;
-            match tensors.remove("features") {
-                Some(Array::Float { shape, data }) if shape == [range.len(), dim] => {
-                    x.append(Features::F32(data))
-                }
-                Some(Array::Half { shape, data }) if shape == [range.len(), dim] => x.append(data),
-                Some(a) => {
+            let labels = if streamed {
+                let rows = solver::filerows::FileRows::open_safetensors(&path, "features")?;
+                if (rows.rows(), rows.cols()) != (range.len(), dim) {
                     return Err(corrupt(format!(
-                        "features have shape {:?}, expected [{}, {dim}]",
-                        a.shape(),
+                        "features have shape [{}, {}], expected [{}, {dim}]",
+                        rows.rows(),
+                        rows.cols(),
                         range.len()
-                    )))
+                    )));
                 }
-                None => return Err(corrupt("no `features` tensor".into())),
-            }
-            match (tensors.remove("labels"), spec.target_columns) {
-                (Some(Array::Int { shape, data }), 0) if shape == [range.len()] => classes.extend(data),
-                (Some(Array::Float { shape, data }), k) if k > 0 && shape == [range.len(), k] => {
-                    dense.extend(data)
+                files.push(rows);
+                solver::io::read_safetensors_tensor(&path, "labels")
+                    .map_err(|_| corrupt("no readable `labels` tensor".into()))?
+            } else {
+                let (mut tensors, _) = read_safetensors(&path)?;
+                match tensors.remove("features") {
+                    Some(Array::Float { shape, data }) if shape == [range.len(), dim] => {
+                        x.append(Features::F32(data))
+                    }
+                    Some(Array::Half { shape, data }) if shape == [range.len(), dim] => x.append(data),
+                    Some(a) => {
+                        return Err(corrupt(format!(
+                            "features have shape {:?}, expected [{}, {dim}]",
+                            a.shape(),
+                            range.len()
+                        )))
+                    }
+                    None => return Err(corrupt("no `features` tensor".into())),
                 }
-                (Some(a), _) => return Err(corrupt(format!("labels have shape {:?}", a.shape()))),
-                (None, _) => return Err(corrupt("no `labels` tensor".into())),
+                tensors
+                    .remove("labels")
+                    .ok_or_else(|| corrupt("no `labels` tensor".into()))?
+            };
+            match (labels, spec.target_columns) {
+                (Array::Int { shape, data }, 0) if shape == [range.len()] => classes.extend(data),
+                (Array::Float { shape, data }, k) if k > 0 && shape == [range.len(), k] => dense.extend(data),
+                (a, _) => return Err(corrupt(format!("labels have shape {:?}", a.shape()))),
             }
+        }
+        if streamed {
+            x = Features::File(solver::filerows::FileRows::concat(files)?);
         }
         let targets = if spec.target_columns == 0 {
             Targets::Classes(classes)

@@ -129,7 +129,7 @@ pub struct PathArgs {
 
 /// Where `--stream` reads the feature rows from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum StreamFrom {
+pub(crate) enum StreamFrom {
     Memory,
     Disk,
 }

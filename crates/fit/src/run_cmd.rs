@@ -110,6 +110,13 @@ pub struct RunArgs {
     /// solver computes in f32). A change rebuilds the cache.
     #[arg(long, default_value = "f32", value_name = "PRECISION")]
     pub feature_storage: solver::Storage,
+    /// Stream the training features through the path instead of holding them as one tensor:
+    /// `--stream disk` reads rows from the cache's shard files as the path runs (for features
+    /// larger than memory: the process holds the SAGA table, W and the blocks in flight),
+    /// `--stream` (`memory`) moves them to the device a block at a time from host memory (a GPU
+    /// then holds only the table, W and the blocks). Same path bit for bit.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "memory", value_name = "FROM")]
+    pub stream: Option<crate::path_cmd::StreamFrom>,
     /// Compute backend: flex, ndarray, wgpu, tch or cuda (must be compiled in).
     #[arg(long, default_value = "flex")]
     pub backend: BackendKind,
@@ -260,8 +267,7 @@ fn drop_unreadable(split: &mut solver::Split) -> Result<usize> {
         );
     }
     let keep: Vec<usize> = (0..split.n).filter(|&i| !bad[i]).collect();
-    let x: Vec<f32> = keep.iter().flat_map(|&i| row(i)).collect();
-    let x = solver::Features::from(x).into_storage(split.x.storage());
+    let x = std::mem::replace(&mut split.x, solver::Features::F32(Vec::new())).select_rows(d, &keep);
     let targets = match &split.targets {
         Targets::Classes(c) => Targets::Classes(keep.iter().map(|&i| c[i]).collect()),
         Targets::Dense { values, k } => Targets::Dense {
@@ -392,7 +398,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     drop(backbone);
 
     // 3. Standardize and run the path.
-    let mut train = cache.load("train")?;
+    let mut train = match args.stream {
+        Some(crate::path_cmd::StreamFrom::Disk) => cache.load_streamed("train")?,
+        _ => cache.load("train")?,
+    };
     let mut val = cache.load("val")?;
     let mut test = data.test.as_ref().map(|_| cache.load("test")).transpose()?;
     let mut skipped = HashMap::new();
@@ -449,6 +458,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         keep_layers: false,
         progress: verbose,
         verbose,
+        host_rows: args.stream.is_some(),
         ..RunOptions::default()
     };
     if verbose {

@@ -268,3 +268,53 @@ fn unreadable_images_are_skipped_and_counted_or_fail_when_all_are() {
     assert!(!out2.join("metrics.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn training_features_streamed_from_the_cache_shards_give_the_same_run() {
+    // `fit run --stream disk` reads the training rows from the cache's shard files (several
+    // shards, one f32 file each) as the path runs: the same path, layers and tables as the
+    // run that loads them.
+    let dir = common::scratch("run", "stream");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx(&data, "train", &labels(600, 4), 11);
+    write_idx(&data, "t10k", &labels(200, 4), 12);
+    let (plain, disk) = (dir.join("plain"), dir.join("disk"));
+    for (out, extra) in [(&plain, &[][..]), (&disk, &["--stream", "disk"][..])] {
+        let run = run_job(&data, out, extra);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
+    let shards = std::fs::read_dir(disk.join("features/shards")).unwrap().count();
+    assert!(
+        shards > 2,
+        "the training split spans several shards ({shards} files)"
+    );
+    for file in ["selected.safetensors", "dense.safetensors"] {
+        assert_eq!(
+            std::fs::read(plain.join(file)).unwrap(),
+            std::fs::read(disk.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let metrics = |out: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap()
+    };
+    let (m1, m2) = (metrics(&plain), metrics(&disk));
+    assert_eq!((&m1["sparse"], &m1["dense"]), (&m2["sparse"], &m2["dense"]));
+    let records = |out: &std::path::Path| {
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("path.json")).unwrap()).unwrap();
+        let mut records = report["records"].as_array().unwrap().clone();
+        for r in &mut records {
+            r.as_object_mut().unwrap().remove("seconds");
+        }
+        (records, report["memory"]["x_train"].clone())
+    };
+    let ((a, held), (b, streamed)) = (records(&plain), records(&disk));
+    assert_eq!(a, b);
+    assert!(
+        held.as_u64().unwrap() > 0 && streamed.as_u64() == Some(0),
+        "{held} {streamed}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

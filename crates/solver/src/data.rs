@@ -304,6 +304,25 @@ impl Features {
         }
     }
 
+    /// Keep only the rows (of width `d`) listed in `rows`, in that order: a copy of those rows
+    /// in memory, an index over the rows of a file (which is never rewritten).
+    pub fn select_rows(self, d: usize, rows: &[usize]) -> Features {
+        fn gather<T: Copy>(v: &[T], d: usize, rows: &[usize]) -> Vec<T> {
+            rows.iter()
+                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
+                .collect()
+        }
+        match self {
+            Features::F32(v) => Features::F32(gather(&v, d, rows)),
+            Features::F16(v) => Features::F16(gather(&v, d, rows)),
+            Features::BF16(v) => Features::BF16(gather(&v, d, rows)),
+            Features::File(mut f) => {
+                f.select_rows(rows);
+                Features::File(f)
+            }
+        }
+    }
+
     /// Apply `f` to every row of width `d` as f32 values, writing the result back in the
     /// storage precision (f32 rows are changed in place). Not for rows in a file.
     fn map_rows(&mut self, d: usize, mut f: impl FnMut(&mut [f32])) {

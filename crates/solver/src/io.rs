@@ -431,6 +431,79 @@ pub(crate) fn le_u16(data: &[u8]) -> impl Iterator<Item = u16> + '_ {
     data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))
 }
 
+/// Where one tensor of a safetensors file lies: its element type, shape and the absolute byte
+/// range of its data in the file.
+#[derive(Debug, Clone)]
+pub struct SafetensorsEntry {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The entry of tensor `name` in the header of an open safetensors file; only the header is
+/// read, and the data range is checked against the file's length.
+pub fn safetensors_entry(file: &std::fs::File, path: &Path, name: &str) -> Result<SafetensorsEntry> {
+    use std::os::unix::fs::FileExt;
+    let bad = |reason: String| SolverError::bad_file(path, reason);
+    let len = file.metadata().map_err(|e| SolverError::io(path, e))?.len();
+    let mut size = [0u8; 8];
+    file.read_exact_at(&mut size, 0)
+        .map_err(|_| bad("too short for a safetensors file".into()))?;
+    let header_len = u64::from_le_bytes(size);
+    if header_len > len.saturating_sub(8) || header_len > 100 << 20 {
+        return Err(bad(format!("header of {header_len} bytes in a {len}-byte file")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact_at(&mut header, 8)
+        .map_err(|e| SolverError::io(path, e))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("not a readable safetensors header ({e})")))?;
+    let entry = header
+        .get(name)
+        .ok_or_else(|| bad(format!("no '{name}' tensor")))?;
+    let dtype: Dtype = serde_json::from_value(entry["dtype"].clone())
+        .map_err(|_| bad(format!("'{name}' has an unknown element type {}", entry["dtype"])))?;
+    let numbers = |key: &str| -> Vec<u64> {
+        entry[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default()
+    };
+    let shape: Vec<usize> = numbers("shape").into_iter().map(|v| v as usize).collect();
+    let [begin, end] = numbers("data_offsets")[..] else {
+        return Err(bad(format!("'{name}' has no data offsets")));
+    };
+    let (start, end) = (8 + header_len + begin, 8 + header_len + end);
+    let expected = (shape.iter().product::<usize>() as u64 * dtype.bitsize() as u64).div_ceil(8);
+    if end < start || end - start != expected || end > len {
+        return Err(bad(format!(
+            "'{name}' {dtype:?} {shape:?} does not fit its data offsets {begin}..{} in a {len}-byte file",
+            end - 8 - header_len
+        )));
+    }
+    Ok(SafetensorsEntry {
+        dtype,
+        shape,
+        start,
+        end,
+    })
+}
+
+/// Tensor `name` of a safetensors file, reading only its bytes: the labels of a file whose
+/// features are streamed, without reading gigabytes of features.
+pub fn read_safetensors_tensor(path: &Path, name: &str) -> Result<Array> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).map_err(|e| SolverError::io(path, e))?;
+    let entry = safetensors_entry(&file, path, name)?;
+    let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
+    file.read_exact_at(&mut bytes, entry.start)
+        .map_err(|e| SolverError::io(path, e))?;
+    let view = TensorView::new(entry.dtype, entry.shape, &bytes)
+        .map_err(|e| SolverError::bad_file(path, format!("'{name}': {e}")))?;
+    safetensor_array(path, &view)
+}
+
 fn safetensor_array(path: &Path, view: &TensorView<'_>) -> Result<Array> {
     let shape = view.shape().to_vec();
     let data = view.data();
@@ -643,18 +716,23 @@ impl FeatureSource {
         self.load_as(name, None)
     }
 
-    /// [`FeatureSource::load`] with the features left in their `.npy` file and read by rows
-    /// while the path runs ([`crate::filerows::FileRows`]); the labels are read into memory.
+    /// [`FeatureSource::load`] with the features left in their file (`.npy`, or the
+    /// `features` tensor of a safetensors file) and read by rows while the path runs
+    /// ([`crate::filerows::FileRows`]); the labels are read into memory.
     pub fn load_streamed(&self, name: &str) -> Result<Split> {
-        let FeatureSource::NpyPair { features, labels } = self else {
-            return Err(SolverError::Config(format!(
-                "{name} split: streaming from disk reads .npy features (X.npy,y.npy), not {}",
-                self.features_path().display()
-            )));
+        let (rows, labels, lpath) = match self {
+            FeatureSource::NpyPair { features, labels } => (
+                crate::filerows::FileRows::open_npy(features)?,
+                read_npy(labels)?,
+                labels,
+            ),
+            FeatureSource::Safetensors(path) => {
+                let rows = crate::filerows::FileRows::open_safetensors(path, "features")?;
+                (rows, read_safetensors_tensor(path, "labels")?, path)
+            }
         };
-        let rows = crate::filerows::FileRows::open_npy(features)?;
         let (n, d) = (rows.rows(), rows.cols());
-        let targets = targets_from(read_npy(labels)?, labels)?;
+        let targets = targets_from(labels, lpath)?;
         if targets.len() != n {
             return Err(SolverError::CountMismatch {
                 split: name.into(),
