@@ -299,6 +299,30 @@ pub fn read_lines(path: impl AsRef<Path>) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// The network of a checkpoint folder without its tokenizer: the spec from `config.json` and
+/// the weights beside it (`model.safetensors` or `pytorch_model.bin`). Training steps and
+/// exports read the network alone.
+pub fn load_network(dir: &Path, device: &Device) -> Result<(ModelSpec, BertNet)> {
+    let spec = ModelSpec::from_file(&dir.join("config.json"))?;
+    let weights_path = ["model.safetensors", "pytorch_model.bin"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| BertError::Io {
+            path: dir.join("model.safetensors"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no model.safetensors or pytorch_model.bin",
+            ),
+        })?;
+    let inspection = weights::inspect(&weights_path, &spec)?;
+    let mut net = weights::catch("building the network", || {
+        BertNet::init(&spec, inspection.parts, device)
+    })?;
+    weights::load(&mut net, &weights_path, &inspection)?;
+    Ok((spec, net))
+}
+
 impl TextEncoder {
     /// Load a model folder or hub id with default [`LoadOptions`].
     pub fn load(model: &ModelRef, device: &Device) -> Result<Self> {
