@@ -134,7 +134,7 @@ EOF
 # JSONs land there instead of in the shared folder.
 LINKS=bench-data/bench
 mkdir -p "$LINKS"
-for f in run_peers.py make_table.py make_workloads.py README.md; do
+for f in run_peers.py run_more_peers.py make_table.py make_workloads.py README.md; do
     if [ "$(readlink "$LINKS/$f" 2>/dev/null || true)" != "$SCRIPTS/$f" ]; then
         ln -sfn "$SCRIPTS/$f" "$LINKS/$f"
     fi

@@ -17,7 +17,7 @@ use solver::io::{read_npy, Array, Layer};
 use crate::{build_fit, fit_path, root, run};
 
 /// Grid indices of the check λs (shared/bench/run_peers.py: λ_max/2, /10, /100).
-const CHECKS: [usize; 3] = [10, 33, 66];
+pub const CHECKS: [usize; 3] = [10, 33, 66];
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -284,8 +284,10 @@ fn run_limited(cmd: &mut Command, start: &str, limit: Duration) -> Result<Option
     }
 }
 
-/// f64 objective of a layer on (X, y) at λ, α = 0.99 (the peers' definition, evaluated here).
-fn objective64(x: &[f32], y: &[i64], d: usize, layer: &Layer, lambda: f64) -> f64 {
+/// f64 objective of a layer on (X, y) at λ, α = 0.99 (the peers' definition, evaluated here):
+/// mean cross-entropy + λ(α·P(W) + (1−α)/2·‖W‖²), P the elementwise ‖W‖₁ or, with `group`,
+/// Σ_j ‖W_·j‖₂ over each feature's weights.
+pub fn objective64(x: &[f32], y: &[i64], d: usize, layer: &Layer, lambda: f64, group: bool) -> f64 {
     let k = layer.k;
     let mut loss = 0.0;
     let mut z = vec![0f64; k];
@@ -298,19 +300,30 @@ fn objective64(x: &[f32], y: &[i64], d: usize, layer: &Layer, lambda: f64) -> f6
         let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
         loss += lse - z[label as usize];
     }
-    let l1: f64 = layer.weight.iter().map(|v| (*v as f64).abs()).sum();
+    let l1: f64 = if group {
+        (0..d)
+            .map(|j| {
+                (0..k)
+                    .map(|c| (layer.weight[c * d + j] as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .sum()
+    } else {
+        layer.weight.iter().map(|v| (*v as f64).abs()).sum()
+    };
     let l2: f64 = layer.weight.iter().map(|v| (*v as f64).powi(2)).sum();
     loss / y.len() as f64 + lambda * (0.99 * l1 + 0.005 * l2)
 }
 
-fn floats(a: Array) -> Result<(Vec<usize>, Vec<f32>)> {
+pub fn floats(a: Array) -> Result<(Vec<usize>, Vec<f32>)> {
     match a {
         Array::Float { shape, data } => Ok((shape, data)),
         _ => bail!("expected float features"),
     }
 }
 
-fn ints(a: Array) -> Result<Vec<i64>> {
+pub fn ints(a: Array) -> Result<Vec<i64>> {
     match a {
         Array::Int { data, .. } => Ok(data),
         _ => bail!("expected integer labels"),
@@ -339,7 +352,14 @@ fn write_our_result(
     for i in CHECKS {
         if i < records.len() {
             let layer = Layer::load(&solver::path::layer_file(run_dir, i))?;
-            objective[i] = objective64(&x, &y, d, &layer, records[i]["lambda"].as_f64().unwrap_or(0.0));
+            objective[i] = objective64(
+                &x,
+                &y,
+                d,
+                &layer,
+                records[i]["lambda"].as_f64().unwrap_or(0.0),
+                false,
+            );
         }
     }
     let n_run = records.len();

@@ -4,6 +4,7 @@
 mod backend_matrix;
 mod bench;
 mod bench_epoch;
+mod bench_more;
 mod digits;
 mod fetch;
 mod report_check;
@@ -58,6 +59,9 @@ enum Task {
     /// Seconds per SAGA epoch at the head of an ImageNet-shaped path (w4): ours, this
     /// machine's floor for that epoch, and glm_saga's, in one run.
     BenchEpoch(bench_epoch::EpochArgs),
+    /// Our path beside adelie (grouped penalty, our --group) and cyanure (elementwise) on a
+    /// shared workload, in one run: path times and f64 objectives at the check λs.
+    BenchMorePeers(bench_more::MoreArgs),
     /// Open a run's report.html in headless Chromium: fail on console errors, failed requests
     /// and pictures that do not load or lack alt text; save a full-page screenshot. Without
     /// --run, first make a small run (raw pixels of a Fashion-MNIST subset) and its report.
@@ -137,6 +141,7 @@ fn main() {
         Task::ReproVision(args) => repro::repro_vision(args),
         Task::BenchSolver(args) => bench::bench(args),
         Task::BenchEpoch(args) => bench_epoch::bench_epoch(args),
+        Task::BenchMorePeers(args) => bench_more::bench_more(args),
         Task::ReportCheck(args) => report_check::report_check(args),
         Task::BackendMatrix(args) => backend_matrix::backend_matrix(args),
     };
