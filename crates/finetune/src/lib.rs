@@ -22,16 +22,25 @@ pub struct ClassifierBatch {
 }
 
 /// Class logits `[B, K]` of the network's classification head (BERT: classifier on the pooler;
-/// RoBERTa: its two-layer head on `<s>`). `None` when the checkpoint has no head.
-pub fn classifier_logits(net: &BertNet, spec: &ModelSpec, batch: &ClassifierBatch) -> Option<Tensor<2>> {
-    let hidden = net.forward(
+/// RoBERTa: its two-layer head on `<s>`), with the config's training dropout where `training`
+/// (on an autodiff device; masks from the device's seeded generator). `None` when the
+/// checkpoint has no head.
+pub fn classifier_logits(
+    net: &BertNet,
+    spec: &ModelSpec,
+    batch: &ClassifierBatch,
+    training: bool,
+) -> Option<Tensor<2>> {
+    let dropout = training.then_some(spec.dropout);
+    let hidden = net.forward_with(
         spec,
         batch.input_ids.clone(),
         batch.attention_mask.clone(),
         Some(batch.token_type_ids.clone()),
+        dropout,
     );
     let [b, _, d] = hidden.dims();
-    net.logits(hidden.narrow(1, 0, 1).reshape([b, d]))
+    net.logits_with(hidden.narrow(1, 0, 1).reshape([b, d]), dropout)
 }
 
 /// Mean cross-entropy of `logits` `[B, K]` against class `labels` `[B]` (transformers'

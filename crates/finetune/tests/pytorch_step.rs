@@ -84,7 +84,7 @@ fn loss_gradients_and_adamw_steps_equal_pytorch() {
     let expected = expected();
     let batch = batch(&device);
 
-    let logits = classifier_logits(&net, &spec, &batch).expect("the fixture has a head");
+    let logits = classifier_logits(&net, &spec, &batch, false).expect("the fixture has a head");
     let ours = logits.clone().inner().try_into_vec_as::<f32>().unwrap();
     let err = relative_error(&ours, &expected["logits"].1);
     assert!(err < 1e-5, "logits: relative error {err:.2e}");
@@ -140,7 +140,7 @@ fn loss_gradients_and_adamw_steps_equal_pytorch() {
     let mut losses = Vec::new();
     for _ in 0..3 {
         let loss = cross_entropy(
-            classifier_logits(&net, &spec, &batch).unwrap(),
+            classifier_logits(&net, &spec, &batch, false).unwrap(),
             batch.labels.clone(),
         );
         losses.push(loss.clone().inner().into_scalar::<f32>());
@@ -199,4 +199,33 @@ fn loss_gradients_and_adamw_steps_equal_pytorch() {
         worst.1,
         worst.0
     );
+}
+
+#[test]
+fn training_dropout_is_seeded_and_off_in_evaluation() {
+    let device = Device::flex().autodiff();
+    let (mut spec, net) = bert::load_network(&fixture(), &device).unwrap();
+    let batch = batch(&device);
+    let eval = |spec: &bert::ModelSpec| {
+        let logits = classifier_logits(&net, spec, &batch, false).unwrap();
+        logits.inner().try_into_vec_as::<f32>().unwrap()
+    };
+    let train = |spec: &bert::ModelSpec, seed: u64| {
+        device.seed(seed);
+        let logits = classifier_logits(&net, spec, &batch, true).unwrap();
+        logits.inner().try_into_vec_as::<f32>().unwrap()
+    };
+    // The fixture's config sets every dropout to 0: training is then evaluation.
+    assert_eq!(spec.dropout.hidden, 0.0);
+    assert_eq!(train(&spec, 1), eval(&spec));
+    spec.dropout = bert::Dropout {
+        hidden: 0.1,
+        attention: 0.1,
+        classifier: 0.1,
+    };
+    let (a, b, c) = (train(&spec, 7), train(&spec, 7), train(&spec, 8));
+    assert_eq!(a, b, "the same seed, the same masks");
+    assert_ne!(a, c, "another seed, other masks");
+    assert_ne!(a, eval(&spec), "dropout changes the training logits");
+    assert_eq!(eval(&spec), eval(&spec));
 }

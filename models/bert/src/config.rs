@@ -30,6 +30,19 @@ pub struct HfConfig {
     pub position_embedding_type: Option<String>,
     #[serde(default)]
     pub id2label: Option<BTreeMap<String, String>>,
+    /// Dropout after the embeddings and each sublayer's dense output (transformers' default 0.1).
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// Dropout of the attention probabilities (default 0.1).
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// Dropout before the classification head; `null` or absent means `hidden_dropout_prob`.
+    #[serde(default)]
+    pub classifier_dropout: Option<f64>,
+}
+
+fn default_dropout() -> f64 {
+    0.1
 }
 
 const REQUIRED: &[&str] = &[
@@ -46,6 +59,16 @@ const REQUIRED: &[&str] = &[
 
 fn default_act() -> String {
     "gelu".into()
+}
+
+/// The dropout probabilities a checkpoint's config defines, as transformers applies them in
+/// training: after the embeddings, on the attention probabilities, after each sublayer's dense
+/// output, and before the classification head.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    pub hidden: f64,
+    pub attention: f64,
+    pub classifier: f64,
 }
 
 /// Which family of encoder a config describes.
@@ -82,6 +105,8 @@ pub struct ModelSpec {
     pub layer_norm_eps: f64,
     pub activation: Activation,
     pub pad_token_id: usize,
+    /// Dropout probabilities of training (the forward pass applies them only when asked).
+    pub dropout: Dropout,
     /// Class names in index order, when the config has `id2label`.
     pub labels: Option<Vec<String>>,
 }
@@ -196,6 +221,21 @@ impl ModelSpec {
                 pad_token_id + 1
             )));
         }
+        let classifier = raw.classifier_dropout.unwrap_or(raw.hidden_dropout_prob);
+        for (name, p) in [
+            ("hidden_dropout_prob", raw.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", raw.attention_probs_dropout_prob),
+            ("classifier_dropout", classifier),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(bad(format!("{name} {p} must be in [0, 1)")));
+            }
+        }
+        let dropout = Dropout {
+            hidden: raw.hidden_dropout_prob,
+            attention: raw.attention_probs_dropout_prob,
+            classifier,
+        };
         let labels = match raw.id2label {
             Some(map) => {
                 let mut pairs = Vec::with_capacity(map.len());
@@ -225,6 +265,7 @@ impl ModelSpec {
             layer_norm_eps: raw.layer_norm_eps,
             activation,
             pad_token_id,
+            dropout,
             labels,
         })
     }

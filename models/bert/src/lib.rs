@@ -49,7 +49,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use model_hub::ModelRef;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-pub use config::{Activation, Arch, ModelSpec};
+pub use config::{Activation, Arch, Dropout, ModelSpec};
 pub use error::{BertError, Result};
 pub use model::{BertNet, Parts};
 pub use weights::sha256_file;

@@ -8,9 +8,9 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Distribution, Int, Tensor};
 
-use crate::config::{Activation, Arch, ModelSpec};
+use crate::config::{Activation, Arch, Dropout, ModelSpec};
 
 #[derive(Module, Debug)]
 pub struct Embeddings {
@@ -156,6 +156,20 @@ impl BertNet {
         attention_mask: Tensor<2, Int>,
         token_type_ids: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
+        self.forward_with(spec, input_ids, attention_mask, token_type_ids, None)
+    }
+
+    /// [`BertNet::forward`] with training dropout where `dropout` is given (transformers'
+    /// places: after the embeddings, on the attention probabilities, after each sublayer's
+    /// dense output). Masks come from the device's random generator (`Device::seed`).
+    pub fn forward_with(
+        &self,
+        spec: &ModelSpec,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        token_type_ids: Option<Tensor<2, Int>>,
+        dropout: Option<Dropout>,
+    ) -> Tensor<3> {
         let [b, l] = input_ids.dims();
         let device = input_ids.device();
         let position_ids = match spec.arch {
@@ -173,13 +187,13 @@ impl BertNet {
         let x = e.word_embeddings.forward(input_ids)
             + e.position_embeddings.forward(position_ids)
             + e.token_type_embeddings.forward(token_type_ids);
-        let mut x = e.LayerNorm.forward(x);
+        let mut x = drop(e.LayerNorm.forward(x), dropout.map(|d| d.hidden));
         // Additive mask [B, 1, 1, L]: 0 on tokens, the most negative f32 on padding (as transformers).
         let bias = (attention_mask.float().neg() + 1.0)
             .mul_scalar(f32::MIN)
             .reshape([b, 1, 1, l]);
         for layer in &self.encoder.layer {
-            x = layer.forward(x, bias.clone(), spec);
+            x = layer.forward(x, bias.clone(), spec, dropout);
         }
         x
     }
@@ -196,16 +210,44 @@ impl BertNet {
 
     /// Classification logits `[B, K]` from CLS states, when the checkpoint has a head.
     pub fn logits(&self, cls: Tensor<2>) -> Option<Tensor<2>> {
+        self.logits_with(cls, None)
+    }
+
+    /// [`BertNet::logits`] with the head's training dropout where `dropout` is given (BERT: on
+    /// the pooled output; RoBERTa: on `<s>` and after the head's dense layer).
+    pub fn logits_with(&self, cls: Tensor<2>, dropout: Option<Dropout>) -> Option<Tensor<2>> {
+        let p = dropout.map(|d| d.classifier);
         if let (Some(classifier), Some(pooled)) = (&self.classifier, self.pool(cls.clone())) {
-            return Some(classifier.forward(pooled));
+            return Some(classifier.forward(drop(pooled, p)));
         }
         let head = self.roberta_head.as_ref()?;
-        Some(head.out_proj.forward(head.dense.forward(cls).tanh()))
+        let hidden = head.dense.forward(drop(cls, p)).tanh();
+        Some(head.out_proj.forward(drop(hidden, p)))
+    }
+}
+
+/// Inverted dropout with probability `p` (none when `None` or 0): kept values are scaled by
+/// 1 / (1 − p), as torch.nn.Dropout does in training.
+fn drop<const D: usize>(x: Tensor<D>, p: Option<f64>) -> Tensor<D> {
+    match p {
+        Some(p) if p > 0.0 => {
+            let keep = 1.0 - p;
+            let mask = x.random_like(Distribution::Bernoulli(keep));
+            x * mask * (1.0 / keep)
+        }
+        _ => x,
     }
 }
 
 impl Layer {
-    fn forward(&self, x: Tensor<3>, bias: Tensor<4>, spec: &ModelSpec) -> Tensor<3> {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        bias: Tensor<4>,
+        spec: &ModelSpec,
+        dropout: Option<Dropout>,
+    ) -> Tensor<3> {
+        let (hidden, attention) = (dropout.map(|d| d.hidden), dropout.map(|d| d.attention));
         let [b, l, d] = x.dims();
         let h = spec.num_heads;
         let dh = d / h;
@@ -215,15 +257,22 @@ impl Layer {
         let k = split(sa.key.forward(x.clone()));
         let v = split(sa.value.forward(x.clone()));
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt()) + bias;
-        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+        let context = drop(softmax(scores, 3), attention)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, l, d]);
         let out = &self.attention.output;
-        let a = out.LayerNorm.forward(out.dense.forward(context) + x);
+        let a = out
+            .LayerNorm
+            .forward(drop(out.dense.forward(context), hidden) + x);
         let i = self.intermediate.dense.forward(a.clone());
         let i = match spec.activation {
             Activation::Gelu => gelu(i),
             Activation::GeluTanh => gelu_approximate(i),
             Activation::Relu => relu(i),
         };
-        self.output.LayerNorm.forward(self.output.dense.forward(i) + a)
+        self.output
+            .LayerNorm
+            .forward(drop(self.output.dense.forward(i), hidden) + a)
     }
 }
