@@ -68,6 +68,52 @@ pub fn step<M: Module>(optim: &mut burn::optim::ModuleOptimizer, lr: f64, net: M
     optim.step(lr, net, grads)
 }
 
+/// Scale all gradients together so that their global L2 norm is at most `max_norm`, as
+/// torch.nn.utils.clip_grad_norm_ does (factor `max_norm / (norm + 1e-6)` when it is below 1;
+/// burn's own clipping acts on each tensor alone). Returns the norm before clipping.
+pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    struct SquaredSum<'a> {
+        grads: &'a GradientsParams,
+        sum: f64,
+    }
+    impl ModuleVisitor for SquaredSum<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.sum += g.square().sum().into_scalar::<f64>();
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g * self.factor);
+            }
+        }
+    }
+    let mut sum = SquaredSum { grads, sum: 0.0 };
+    module.visit(&mut sum);
+    let norm = sum.sum.sqrt();
+    let factor = max_norm / (norm + 1e-6);
+    if factor < 1.0 {
+        module.visit(&mut Scale { grads, factor });
+    }
+    norm
+}
+
+/// The learning-rate factor of optimizer step `step` (0-based) under transformers' linear
+/// schedule with warmup: `step / warmup` during the warmup, then down linearly to 0 at `total`.
+pub fn linear_schedule(step: usize, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        step as f64 / warmup.max(1) as f64
+    } else {
+        (total.saturating_sub(step)) as f64 / total.saturating_sub(warmup).max(1) as f64
+    }
+}
+
 /// A parameter's path in the module (`encoder.layer.0.attention.self_attn.query.weight`), its
 /// shape, its values, and its gradient when gradients were given.
 #[derive(Debug, Clone)]
