@@ -12,6 +12,8 @@ use burn::tensor::{Int, Tensor};
 
 use bert::{BertNet, ModelSpec};
 
+pub mod train;
+
 /// One padded batch of token ids with the class of each row.
 #[derive(Clone, Debug)]
 pub struct ClassifierBatch {
@@ -157,4 +159,30 @@ pub fn named_params<M: Module>(module: &M, grads: Option<&Gradients>) -> Vec<Nam
     };
     module.visit(&mut collect);
     collect.out
+}
+
+/// AdamW for fine-tuning as transformers' Trainer sets it up: weight decay on every weight
+/// matrix and embedding, none on biases and LayerNorm scales and shifts.
+pub fn adamw_trainer(
+    net: &BertNet,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    weight_decay: f32,
+) -> burn::optim::ModuleOptimizer {
+    let no_decay: Vec<String> = named_params(net, None)
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|name| name.ends_with(".bias") || name.contains("LayerNorm."))
+        .collect();
+    adamw(beta_1, beta_2, epsilon, weight_decay).with_group(
+        burn::module::ParamGroup::from_paths(no_decay),
+        AdamWConfig::new()
+            .with_beta_1(beta_1)
+            .with_beta_2(beta_2)
+            .with_epsilon(epsilon)
+            .with_weight_decay(0.0)
+            .build(),
+        None,
+    )
 }

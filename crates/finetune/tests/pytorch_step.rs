@@ -272,3 +272,34 @@ fn clipped_scheduled_steps_equal_pytorch() {
     );
     assert!(worst.0 < 1e-5, "{}: relative L2 error {:.2e}", worst.1, worst.0);
 }
+
+#[test]
+fn trainer_adamw_decays_weights_but_not_biases_or_layer_norms() {
+    // A step whose gradients are all 0 moves nothing but the decay: θ(1 − lr·wd) for weight
+    // matrices and embeddings, θ unchanged for biases and LayerNorm parameters.
+    let device = Device::flex().autodiff();
+    let (spec, net) = bert::load_network(&fixture(), &device).unwrap();
+    let batch = batch(&device);
+    let before = named_params(&net, None);
+    let mut optim = finetune::adamw_trainer(&net, 0.9, 0.999, 1e-8, 1.0);
+    let loss = cross_entropy(
+        classifier_logits(&net, &spec, &batch, false).unwrap(),
+        batch.labels.clone(),
+    ) * 0.0;
+    let net = step(&mut optim, 0.1, net, loss);
+    let after = named_params(&net, None);
+    assert_eq!(before.len(), after.len());
+    let mut decayed = 0;
+    for (b, a) in before.iter().zip(&after) {
+        let exempt = b.name.ends_with(".bias") || b.name.contains("LayerNorm.");
+        let factor = if exempt { 1.0 } else { 0.9 };
+        decayed += usize::from(!exempt);
+        let want: Vec<f32> = b.values.iter().map(|v| v * factor).collect();
+        assert!(
+            relative_error(&a.values, &want) < 1e-6,
+            "{} (exempt: {exempt})",
+            b.name
+        );
+    }
+    assert!(decayed > 10, "{decayed} decayed tensors");
+}
