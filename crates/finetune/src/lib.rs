@@ -12,6 +12,7 @@ use burn::tensor::{Int, Tensor};
 
 use bert::{BertNet, ModelSpec};
 
+pub mod hf;
 pub mod train;
 
 /// One padded batch of token ids with the class of each row.

@@ -7,6 +7,7 @@
 
 mod backbones;
 mod debug_cmd;
+mod finetune_cmd;
 mod floor_cmd;
 mod interpret_cmd;
 mod path_cmd;
@@ -57,6 +58,10 @@ enum Command {
     Debug(debug_cmd::DebugArgs),
     /// Rebuild a run's report.html from its files (metrics.json, interpret.json, debug.json).
     Report(report_cmd::ReportArgs),
+    /// Fine-tune a BERT / RoBERTa checkpoint's sequence classifier on a text dataset (AdamW,
+    /// warmup and linear decay, dropout, clipping, early stopping) and write it as a Hugging
+    /// Face model folder for `fit --model-path`.
+    Finetune(finetune_cmd::FinetuneArgs),
 }
 
 fn main() {
@@ -68,6 +73,7 @@ fn main() {
             Some(Command::Floor(args)) => floor_cmd::run(args),
             Some(Command::Interpret(args)) => interpret_cmd::run(args),
             Some(Command::Debug(args)) => debug_cmd::run(args),
+            Some(Command::Finetune(args)) => finetune_cmd::run(args),
             Some(Command::Report(args)) => {
                 report_cmd::write_report(&args.run).map(|p| println!("wrote {}", p.display()))
             }

@@ -196,19 +196,7 @@ fn defaults(mut args: RunArgs) -> Result<(RunArgs, DatasetKind, Arch, PathBuf, P
     let kind: DatasetKind = dataset.parse()?;
     let arch: Arch = args.arch.as_deref().context("--arch is required")?.parse()?;
     let data = data_dir();
-    let dataset_path = match (&args.dataset_path, kind) {
-        (Some(p), _) => p.clone(),
-        (None, DatasetKind::RottenTomatoes) => data.join(datasets::fetched::ROTTEN_TOMATOES),
-        (None, DatasetKind::FashionMnist) => data.join(datasets::fetched::FASHION_MNIST),
-        (None, _) => bail!("--dataset-path is required for --dataset {kind}"),
-    };
-    if args.dataset_path.is_none() && !dataset_path.exists() {
-        bail!(
-            "{} is missing: run `cargo xtask fetch` first (it downloads the offline data into {})",
-            dataset_path.display(),
-            data.display()
-        );
-    }
+    let dataset_path = dataset_path(kind, args.dataset_path.as_deref())?;
     if args.model_path.is_none() {
         args.model_path = match arch {
             Arch::Bert => Some("sentence-transformers/all-MiniLM-L6-v2".into()),
@@ -235,6 +223,26 @@ fn defaults(mut args: RunArgs) -> Result<(RunArgs, DatasetKind, Arch, PathBuf, P
     }
     let out = args.out_path.clone().context("--out-path is required")?;
     Ok((args, kind, arch, dataset_path, out))
+}
+
+/// The dataset's folder or file: the one given, else where `cargo xtask fetch` puts the
+/// offline datasets (an error naming the command when it has not run).
+pub(crate) fn dataset_path(kind: DatasetKind, given: Option<&Path>) -> Result<PathBuf> {
+    let data = data_dir();
+    let path = match (given, kind) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, DatasetKind::RottenTomatoes) => data.join(datasets::fetched::ROTTEN_TOMATOES),
+        (None, DatasetKind::FashionMnist) => data.join(datasets::fetched::FASHION_MNIST),
+        (None, _) => bail!("--dataset-path is required for --dataset {kind}"),
+    };
+    if given.is_none() && !path.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask fetch` first (it downloads the offline data into {})",
+            path.display(),
+            data.display()
+        );
+    }
+    Ok(path)
 }
 
 fn targets(labels: &Labels) -> Targets {

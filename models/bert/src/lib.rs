@@ -51,8 +51,8 @@ use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, Tru
 
 pub use config::{Activation, Arch, Dropout, ModelSpec};
 pub use error::{BertError, Result};
-pub use model::{BertNet, Parts};
-pub use weights::sha256_file;
+pub use model::{BertNet, Parts, Pooler, RobertaHead};
+pub use weights::{checkpoint_name, sha256_file};
 
 /// How a text becomes one feature row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -194,7 +194,7 @@ fn remapper(prefix: &str) -> Result<KeyRemapper, String> {
 }
 
 /// The checkpoint name of a parameter of [`BertNet`] (for messages).
-fn checkpoint_name(burn_path: &str, prefix: &str) -> String {
+pub fn checkpoint_name(burn_path: &str, prefix: &str) -> String {
     let name = burn_path
         .replace(".self_attn.", ".self.")
         .replace(".gamma", ".weight")
