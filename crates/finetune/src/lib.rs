@@ -1,19 +1,22 @@
 //! Fine-tuning a BERT / RoBERTa sequence classifier on the task (design §7): the mean
 //! cross-entropy of the checkpoint's own classification head, gradients by burn's autodiff, and
-//! AdamW steps with PyTorch's semantics (decoupled weight decay `θ ← θ(1 − lr·wd)`, bias-corrected
-//! moments, ε outside the square root). Checked against transformers + torch.optim.AdamW on a
+//! AdamW steps with PyTorch's semantics ([`adamw`]: decoupled weight decay `θ ← θ(1 − lr·wd)`,
+//! bias-corrected moments, ε outside the square root). Checked against transformers + torch.optim.AdamW on a
 //! random-weight BERT (`fixtures/make_fixtures.py`, `tests/pytorch_step.rs`).
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::Gradients;
 use burn::tensor::{Int, Tensor};
 
 use bert::{BertNet, ModelSpec};
 
+pub mod adamw;
 pub mod hf;
 pub mod train;
+
+pub use adamw::AdamW;
 
 /// One padded batch of token ids with the class of each row.
 #[derive(Clone, Debug)]
@@ -54,21 +57,10 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     picked.mean().neg()
 }
 
-/// AdamW as torch.optim.AdamW's defaults name it: betas, ε and weight decay applied to every
-/// parameter (burn's default ε is 1e-5; PyTorch's is 1e-8).
-pub fn adamw(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: f32) -> burn::optim::ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(beta_1)
-        .with_beta_2(beta_2)
-        .with_epsilon(epsilon)
-        .with_weight_decay(weight_decay)
-        .init()
-}
-
 /// One optimizer step on `net` from the gradients of `loss` (a scalar on the autodiff device).
-pub fn step<M: Module>(optim: &mut burn::optim::ModuleOptimizer, lr: f64, net: M, loss: Tensor<1>) -> M {
-    let grads = GradientsParams::from_grads(loss.backward(), &net);
-    optim.step(lr, net, grads)
+pub fn step<M: Module>(optim: &mut AdamW, lr: f64, net: M, loss: Tensor<1>) -> M {
+    let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+    optim.step(lr, net, &mut grads)
 }
 
 /// Scale all gradients together so that their global L2 norm is at most `max_norm`, as
@@ -160,30 +152,4 @@ pub fn named_params<M: Module>(module: &M, grads: Option<&Gradients>) -> Vec<Nam
     };
     module.visit(&mut collect);
     collect.out
-}
-
-/// AdamW for fine-tuning as transformers' Trainer sets it up: weight decay on every weight
-/// matrix and embedding, none on biases and LayerNorm scales and shifts.
-pub fn adamw_trainer(
-    net: &BertNet,
-    beta_1: f32,
-    beta_2: f32,
-    epsilon: f32,
-    weight_decay: f32,
-) -> burn::optim::ModuleOptimizer {
-    let no_decay: Vec<String> = named_params(net, None)
-        .into_iter()
-        .map(|p| p.name)
-        .filter(|name| name.ends_with(".bias") || name.contains("LayerNorm."))
-        .collect();
-    adamw(beta_1, beta_2, epsilon, weight_decay).with_group(
-        burn::module::ParamGroup::from_paths(no_decay),
-        AdamWConfig::new()
-            .with_beta_1(beta_1)
-            .with_beta_2(beta_2)
-            .with_epsilon(epsilon)
-            .with_weight_decay(0.0)
-            .build(),
-        None,
-    )
 }

@@ -1,19 +1,20 @@
 //! The fine-tuning loop: seeded shuffles, padded batches, dropout, the clipped AdamW step under
 //! the linear schedule, validation accuracy after every epoch and early stopping on it.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 
 use bert::{BertNet, ModelSpec};
 
-use crate::{
-    adamw_trainer, classifier_logits, clip_grad_norm, cross_entropy, linear_schedule, ClassifierBatch,
-};
+use crate::{classifier_logits, clip_grad_norm, cross_entropy, linear_schedule, AdamW, ClassifierBatch};
 
 /// One tokenized example and its class.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ impl Default for TrainConfig {
 }
 
 /// What one epoch did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub train_loss: f64,
@@ -124,31 +125,76 @@ pub fn accuracy(net: &BertNet, spec: &ModelSpec, examples: &[Example], batch_siz
     correct as f64 / examples.len().max(1) as f64
 }
 
+/// Where the loop keeps its state after every epoch, and whether it picks it up: the last and
+/// the best network's parameters, the optimizer's moments and `state.json` (epochs done, steps,
+/// the records). A resumed run equals an uninterrupted one: each epoch's shuffle and dropout
+/// masks are seeded by the seed and the epoch alone.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub resume: bool,
+}
+
+/// What `state.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoopState {
+    epochs_done: usize,
+    steps: usize,
+    best_val_accuracy: Option<f64>,
+    since_best: usize,
+    records: Vec<EpochRecord>,
+    /// The settings the state was made with: a resume under other ones starts over.
+    settings: String,
+}
+
 /// Fine-tune `net` (on an autodiff device, with a classification head) on `train`, checking
 /// `val` after every epoch; returns the network of the best validation accuracy and the record
-/// of every epoch run.
+/// of every epoch run (those of a resumed checkpoint included).
 pub fn train(
     net: BertNet,
     spec: &ModelSpec,
     train: &[Example],
     val: &[Example],
     config: &TrainConfig,
+    checkpoint: Option<&Checkpoint>,
     mut progress: impl FnMut(Progress),
-) -> (BertNet, Vec<EpochRecord>) {
+) -> Result<(BertNet, Vec<EpochRecord>), TrainError> {
     let device = net.embeddings.word_embeddings.weight.val().device();
-    device.seed(config.seed);
     let batch_size = config.batch_size.max(1);
     let per_epoch = train.len().div_ceil(batch_size);
     let total = per_epoch * config.epochs;
     let warmup = (config.warmup_ratio * total as f64).ceil() as usize;
-    let mut optim = adamw_trainer(&net, 0.9, 0.999, 1e-8, config.weight_decay);
+    let settings = format!("{config:?} train {} val {}", train.len(), val.len());
+    let mut optim = AdamW::trainer(config.weight_decay as f64);
     let mut net = net;
     let mut best: Option<(f64, BertNet)> = None;
-    let mut records = Vec::new();
-    let mut since_best = 0;
-    let mut step = 0;
-    for epoch in 0..config.epochs {
+    let mut state = LoopState {
+        epochs_done: 0,
+        steps: 0,
+        best_val_accuracy: None,
+        since_best: 0,
+        records: Vec::new(),
+        settings: settings.clone(),
+    };
+    if let Some(ck) = checkpoint.filter(|c| c.resume) {
+        if let Some(saved) = load_state(&ck.dir)?.filter(|s| s.settings == settings) {
+            net = load_params(net, &ck.dir.join("last.safetensors"))?;
+            optim
+                .load(&ck.dir.join("optimizer.safetensors"), &device)
+                .map_err(|e| TrainError::io(&ck.dir, e))?;
+            if let Some(acc) = saved.best_val_accuracy {
+                best = Some((acc, load_params(net.clone(), &ck.dir.join("best.safetensors"))?));
+            }
+            state = saved;
+        }
+    }
+    let mut step = state.steps;
+    for epoch in state.epochs_done..config.epochs {
+        if state.since_best >= config.patience.max(1) {
+            break;
+        }
         let started = Instant::now();
+        device.seed(config.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
             config.seed.wrapping_add(epoch as u64),
@@ -162,7 +208,7 @@ pub fn train(
             let value = loss.clone().inner().into_scalar::<f64>();
             let mut grads = GradientsParams::from_grads(loss.backward(), &net);
             clip_grad_norm(&net, &mut grads, config.max_grad_norm);
-            net = optim.step(config.lr * linear_schedule(step, warmup, total), net, grads);
+            net = optim.step(config.lr * linear_schedule(step, warmup, total), net, &mut grads);
             step += 1;
             loss_sum += value * chunk.len() as f64;
             progress(Progress::Step {
@@ -185,17 +231,166 @@ pub fn train(
             val_accuracy,
             improved,
         });
-        records.push(record);
+        state.records.push(record);
         if improved {
             best = Some((val_accuracy, net.clone()));
-            since_best = 0;
+            state.since_best = 0;
         } else {
-            since_best += 1;
-            if since_best >= config.patience.max(1) {
-                break;
-            }
+            state.since_best += 1;
+        }
+        state.epochs_done = epoch + 1;
+        state.steps = step;
+        state.best_val_accuracy = best.as_ref().map(|(a, _)| *a);
+        if let Some(ck) = checkpoint {
+            save_checkpoint(ck, &net, improved.then_some(&net), &optim, &state)?;
         }
     }
     let net = best.map_or(net, |(_, n)| n);
-    (net, records)
+    Ok((net, state.records))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("fine-tuning checkpoint {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("fine-tuning checkpoint {path}: {reason}")]
+    Bad { path: PathBuf, reason: String },
+}
+
+impl TrainError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn load_state(dir: &Path) -> Result<Option<LoopState>, TrainError> {
+    let path = dir.join("state.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| TrainError::Bad {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// The epoch's files, each written to a temporary name and renamed, `state.json` last: a
+/// checkpoint whose state exists is complete.
+fn save_checkpoint(
+    ck: &Checkpoint,
+    last: &BertNet,
+    best: Option<&BertNet>,
+    optim: &AdamW,
+    state: &LoopState,
+) -> Result<(), TrainError> {
+    std::fs::create_dir_all(&ck.dir).map_err(|e| TrainError::io(&ck.dir, e))?;
+    let atomic = |name: &str, write: &dyn Fn(&Path) -> std::io::Result<()>| {
+        let tmp = ck.dir.join(format!("{name}.tmp"));
+        let path = ck.dir.join(name);
+        write(&tmp)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| TrainError::io(&path, e))
+    };
+    atomic("last.safetensors", &|p| save_params(last, p))?;
+    if let Some(best) = best {
+        atomic("best.safetensors", &|p| save_params(best, p))?;
+    }
+    atomic("optimizer.safetensors", &|p| optim.save(p))?;
+    let json = serde_json::to_vec_pretty(state).expect("JSON");
+    atomic("state.json", &|p| std::fs::write(p, &json))
+}
+
+/// Every parameter of `net` by module path, as f32 safetensors.
+fn save_params(net: &BertNet, path: &Path) -> std::io::Result<()> {
+    let params = crate::named_params(net, None);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .into_iter()
+        .map(|p| {
+            (
+                p.name,
+                p.shape,
+                p.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .expect("shape matches data");
+            (n.clone(), view)
+        })
+        .collect();
+    let data = safetensors::serialize(views, None).map_err(std::io::Error::other)?;
+    std::fs::write(path, data)
+}
+
+/// `net` with every parameter's values replaced by those saved under its path.
+fn load_params(net: BertNet, path: &Path) -> Result<BertNet, TrainError> {
+    struct Replace {
+        values: HashMap<String, (Vec<usize>, Vec<f32>)>,
+        path: Vec<String>,
+        missing: Vec<String>,
+    }
+    impl ModuleMapper for Replace {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let name = self.path.join(".");
+            let Some((shape, values)) = self.values.remove(&name).filter(|(s, _)| *s == tensor.dims()) else {
+                self.missing.push(name);
+                return Param::from_mapped_value(id, tensor, mapper);
+            };
+            let require_grad = tensor.is_require_grad();
+            let inner = Tensor::<D>::from_data(TensorData::new(values, shape), &tensor.inner().device());
+            let mut value = Tensor::from_inner(inner);
+            if require_grad {
+                value = value.require_grad();
+            }
+            Param::from_mapped_value(id, value, mapper)
+        }
+    }
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let bad = |reason: String| TrainError::Bad {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let values = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let v = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (name, (view.shape().to_vec(), v))
+        })
+        .collect();
+    let mut replace = Replace {
+        values,
+        path: Vec::new(),
+        missing: Vec::new(),
+    };
+    let net = net.map(&mut replace);
+    if !replace.missing.is_empty() {
+        return Err(bad(format!("no saved values for {}", replace.missing.join(", "))));
+    }
+    Ok(net)
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use finetune::{adamw, classifier_logits, cross_entropy, named_params, step, ClassifierBatch};
+use finetune::{classifier_logits, cross_entropy, named_params, step, AdamW, ClassifierBatch};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/train_step")
@@ -135,7 +135,7 @@ fn loss_gradients_and_adamw_steps_equal_pytorch() {
         worst.0
     );
 
-    let mut optim = adamw(0.9, 0.999, 1e-8, 0.01);
+    let mut optim = AdamW::new(0.9, 0.999, 1e-8, 0.01);
     let mut net = net;
     let mut losses = Vec::new();
     for _ in 0..3 {
@@ -238,7 +238,7 @@ fn clipped_scheduled_steps_equal_pytorch() {
     let (spec, mut net) = bert::load_network(&fixture(), &device).unwrap();
     let expected = expected();
     let batch = batch(&device);
-    let mut optim = adamw(0.9, 0.999, 1e-8, 0.01);
+    let mut optim = AdamW::new(0.9, 0.999, 1e-8, 0.01);
     let mut norms = Vec::new();
     for step in 0..4 {
         let loss = cross_entropy(
@@ -247,7 +247,7 @@ fn clipped_scheduled_steps_equal_pytorch() {
         );
         let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &net);
         norms.push(finetune::clip_grad_norm(&net, &mut grads, 0.05) as f32);
-        net = optim.step(1e-3 * finetune::linear_schedule(step, 1, 4), net, grads);
+        net = optim.step(1e-3 * finetune::linear_schedule(step, 1, 4), net, &mut grads);
     }
     let reference = &expected["sched_norms"].1;
     assert!(
@@ -281,7 +281,7 @@ fn trainer_adamw_decays_weights_but_not_biases_or_layer_norms() {
     let (spec, net) = bert::load_network(&fixture(), &device).unwrap();
     let batch = batch(&device);
     let before = named_params(&net, None);
-    let mut optim = finetune::adamw_trainer(&net, 0.9, 0.999, 1e-8, 1.0);
+    let mut optim = AdamW::trainer(1.0);
     let loss = cross_entropy(
         classifier_logits(&net, &spec, &batch, false).unwrap(),
         batch.labels.clone(),

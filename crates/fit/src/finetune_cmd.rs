@@ -61,6 +61,9 @@ pub struct FinetuneArgs {
     /// Use at most this many training examples (a quick run).
     #[arg(long)]
     max_examples: Option<usize>,
+    /// Start over instead of resuming the checkpoint in OUT/checkpoint.
+    #[arg(long)]
+    fresh: bool,
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
     #[arg(long, short)]
@@ -201,22 +204,35 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let val_accuracy_before = accuracy(&net, &spec, &val, args.batch_size);
     let steps = train_set.len().div_ceil(args.batch_size.max(1)) * args.epochs;
     let bar = crate::interpret_cmd::progress_bar(steps, "fine-tuning", verbose);
-    let (net, records) = train(net, &spec, &train_set, &val, &config, |p| match p {
-        Progress::Step { loss, .. } => {
-            bar.inc(1);
-            bar.set_message(format!("loss {loss:.4}"));
-        }
-        Progress::Epoch {
-            epoch,
-            train_loss,
-            val_accuracy,
-            improved,
-        } => bar.println(format!(
-            "epoch {}: train loss {train_loss:.4}, val accuracy {val_accuracy:.4}{}",
-            epoch + 1,
-            if improved { " (best)" } else { "" }
-        )),
-    });
+    // The loop's state after every epoch, so an interrupted run resumes where it stopped.
+    let checkpoint = finetune::train::Checkpoint {
+        dir: args.out.join("checkpoint"),
+        resume: !args.fresh,
+    };
+    let (net, records) = train(
+        net,
+        &spec,
+        &train_set,
+        &val,
+        &config,
+        Some(&checkpoint),
+        |p| match p {
+            Progress::Step { loss, .. } => {
+                bar.inc(1);
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+            Progress::Epoch {
+                epoch,
+                train_loss,
+                val_accuracy,
+                improved,
+            } => bar.println(format!(
+                "epoch {}: train loss {train_loss:.4}, val accuracy {val_accuracy:.4}{}",
+                epoch + 1,
+                if improved { " (best)" } else { "" }
+            )),
+        },
+    )?;
     bar.finish_and_clear();
     let val_accuracy = accuracy(&net, &spec, &val, args.batch_size);
     let test_accuracy = test.as_ref().map(|t| accuracy(&net, &spec, t, args.batch_size));
