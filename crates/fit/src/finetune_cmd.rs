@@ -203,7 +203,11 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     };
     let val_accuracy_before = accuracy(&net, &spec, &val, args.batch_size);
     let steps = train_set.len().div_ceil(args.batch_size.max(1)) * args.epochs;
-    let bar = crate::interpret_cmd::progress_bar(steps, "fine-tuning", verbose);
+    // A bar on a terminal; in a log, a line every 5% of the steps and one per epoch.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = crate::interpret_cmd::progress_bar(steps, "fine-tuning", verbose && terminal);
+    let log_every = (steps / 20).max(1);
+    let mut loss_window = (0.0, 0usize);
     // The loop's state after every epoch, so an interrupted run resumes where it stopped.
     let checkpoint = finetune::train::Checkpoint {
         dir: args.out.join("checkpoint"),
@@ -217,20 +221,37 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         &config,
         Some(&checkpoint),
         |p| match p {
-            Progress::Step { loss, .. } => {
+            Progress::Step { step, total, loss } => {
                 bar.inc(1);
                 bar.set_message(format!("loss {loss:.4}"));
+                loss_window = (loss_window.0 + loss, loss_window.1 + 1);
+                if verbose && !terminal && (step % log_every == 0 || step == total) {
+                    eprintln!(
+                        "step {step}/{total}: mean loss {:.4} over the last {} steps, {:.0} s",
+                        loss_window.0 / loss_window.1 as f64,
+                        loss_window.1,
+                        started.elapsed().as_secs_f64()
+                    );
+                    loss_window = (0.0, 0);
+                }
             }
             Progress::Epoch {
                 epoch,
                 train_loss,
                 val_accuracy,
                 improved,
-            } => bar.println(format!(
-                "epoch {}: train loss {train_loss:.4}, val accuracy {val_accuracy:.4}{}",
-                epoch + 1,
-                if improved { " (best)" } else { "" }
-            )),
+            } => {
+                let line = format!(
+                    "epoch {}: train loss {train_loss:.4}, val accuracy {val_accuracy:.4}{}",
+                    epoch + 1,
+                    if improved { " (best)" } else { "" }
+                );
+                if terminal {
+                    bar.println(line);
+                } else if verbose {
+                    eprintln!("{line}");
+                }
+            }
         },
     )?;
     bar.finish_and_clear();
