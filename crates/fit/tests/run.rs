@@ -318,3 +318,25 @@ fn training_features_streamed_from_the_cache_shards_give_the_same_run() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn finetune_refuses_what_it_cannot_train_in_one_line() {
+    let dir = common::scratch("run", "finetune");
+    let image = fit()
+        .args(["finetune", "--dataset", "fashion-mnist", "--out"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let line = one_line_error(&image);
+    assert!(line.contains("image dataset"), "{line}");
+    let missing = fit()
+        .args(["finetune", "--dataset", "rotten-tomatoes", "--dataset-path"])
+        .arg(dir.join("nope"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let line = one_line_error(&missing);
+    assert!(line.contains("nope"), "{line}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
