@@ -12,6 +12,8 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::tensors::{read_f32, replaced, write_f32};
+
 /// Where weight decay applies: transformers' Trainer exempts biases and LayerNorm parameters.
 pub fn decays(path: &str) -> bool {
     !(path.ends_with(".bias") || path.contains("LayerNorm."))
@@ -69,55 +71,32 @@ impl AdamW {
     /// The moments and the step count as a safetensors file (`m.PATH`, `v.PATH`; the count in
     /// the metadata).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut entries: Vec<(String, Vec<u8>, usize)> = Vec::new();
+        let mut tensors = Vec::new();
         for (name, (m, v)) in &self.moments {
             for (kind, t) in [("m", m), ("v", v)] {
                 let values = t.clone().try_into_vec_as::<f32>().expect("f32 moments");
-                let n = values.len();
-                entries.push((
-                    format!("{kind}.{name}"),
-                    values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                    n,
-                ));
+                tensors.push((format!("{kind}.{name}"), vec![values.len()], values));
             }
         }
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = entries
-            .iter()
-            .map(|(name, bytes, n)| {
-                let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![*n], bytes)
-                    .expect("shape matches data");
-                (name.clone(), view)
-            })
-            .collect();
         let metadata = HashMap::from([("steps".to_string(), self.steps.to_string())]);
-        let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
-        std::fs::write(path, bytes)
+        write_f32(path, tensors, Some(metadata))
     }
 
     /// Restore what [`AdamW::save`] wrote, the moments on `device`.
     pub fn load(&mut self, path: &Path, device: &Device) -> std::io::Result<()> {
-        let bytes = std::fs::read(path)?;
         let bad = |e: String| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("{}: {e}", path.display()),
             )
         };
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let (tensors, meta) = read_f32(path)?;
         let steps = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("steps"))
+            .get("steps")
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("no step count".into()))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let mut halves: HashMap<String, [Option<Tensor<1>>; 2]> = HashMap::new();
-        for (name, view) in st.tensors() {
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+        for (name, (_, values)) in tensors {
             let n = values.len();
             let t = Tensor::<1>::from_data(TensorData::new(values, [n]), device);
             let (slot, param) = match name.split_once('.') {
@@ -162,8 +141,7 @@ impl ModuleMapper for Stepper<'_> {
         };
         let adam = &mut *self.adam;
         let path = self.path.join(".");
-        let require_grad = tensor.is_require_grad();
-        let theta = tensor.inner();
+        let theta = tensor.clone().inner();
         let shape = theta.dims();
         let n: usize = shape.iter().product();
         let g = grad.reshape([n]);
@@ -183,10 +161,6 @@ impl ModuleMapper for Stepper<'_> {
             theta
         };
         let updated = decayed - update.reshape(shape) * self.lr;
-        let mut value = Tensor::from_inner(updated);
-        if require_grad {
-            value = value.require_grad();
-        }
-        Param::from_mapped_value(id, value, mapper)
+        replaced(id, &tensor, updated, mapper)
     }
 }

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Distribution, Tensor};
-use safetensors::tensor::{Dtype, TensorView};
 
 use bert::{Arch, BertNet, ModelSpec};
 
 use crate::named_params;
+use crate::tensors::write_f32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HfError {
@@ -96,11 +96,11 @@ pub fn save_hf_folder(
         Arch::Bert => ("bert.", "BertForSequenceClassification"),
         Arch::Roberta => ("roberta.", "RobertaForSequenceClassification"),
     };
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors = Vec::new();
     for p in named_params(net, None) {
         let name = bert::checkpoint_name(&p.name, prefix);
         // burn keeps Linear weights as [in, out]; embeddings are [rows, width] in both.
-        let (shape, values) = if p.shape.len() == 2 && !p.name.starts_with("embeddings.") {
+        if p.shape.len() == 2 && !p.name.starts_with("embeddings.") {
             let (rows, cols) = (p.shape[0], p.shape[1]);
             let mut t = vec![0f32; rows * cols];
             for r in 0..rows {
@@ -108,27 +108,14 @@ pub fn save_hf_folder(
                     t[c * rows + r] = p.values[r * cols + c];
                 }
             }
-            (vec![cols, rows], t)
+            tensors.push((name, vec![cols, rows], t));
         } else {
-            (p.shape, p.values)
-        };
-        tensors.push((name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+            tensors.push((name, p.shape, p.values));
+        }
     }
     let weights = out_dir.join("model.safetensors");
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
-            )
-        })
-        .collect();
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize_to_file(views, Some(metadata), &weights).map_err(|e| HfError::Bad {
-        path: weights.clone(),
-        reason: e.to_string(),
-    })?;
+    write_f32(&weights, tensors, Some(metadata)).map_err(io(&weights))?;
 
     let config_path = source_dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;

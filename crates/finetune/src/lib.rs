@@ -14,6 +14,7 @@ use bert::{BertNet, ModelSpec};
 
 pub mod adamw;
 pub mod hf;
+pub mod tensors;
 pub mod train;
 
 pub use adamw::AdamW;

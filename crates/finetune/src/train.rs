@@ -1,7 +1,6 @@
 //! The fine-tuning loop: seeded shuffles, padded batches, dropout, the clipped AdamW step under
 //! the linear schedule, validation accuracy after every epoch and early stopping on it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use bert::{BertNet, ModelSpec};
 
+use crate::tensors::{read_f32, replaced, write_f32, Named};
 use crate::{classifier_logits, clip_grad_norm, cross_entropy, linear_schedule, AdamW, ClassifierBatch};
 
 /// One tokenized example and its class.
@@ -312,33 +312,17 @@ fn save_checkpoint(
 
 /// Every parameter of `net` by module path, as f32 safetensors.
 fn save_params(net: &BertNet, path: &Path) -> std::io::Result<()> {
-    let params = crate::named_params(net, None);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
+    let tensors = crate::named_params(net, None)
         .into_iter()
-        .map(|p| {
-            (
-                p.name,
-                p.shape,
-                p.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
+        .map(|p| (p.name, p.shape, p.values))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                .expect("shape matches data");
-            (n.clone(), view)
-        })
-        .collect();
-    let data = safetensors::serialize(views, None).map_err(std::io::Error::other)?;
-    std::fs::write(path, data)
+    write_f32(path, tensors, None)
 }
 
 /// `net` with every parameter's values replaced by those saved under its path.
 fn load_params(net: BertNet, path: &Path) -> Result<BertNet, TrainError> {
     struct Replace {
-        values: HashMap<String, (Vec<usize>, Vec<f32>)>,
+        values: Named,
         path: Vec<String>,
         missing: Vec<String>,
     }
@@ -356,33 +340,12 @@ fn load_params(net: BertNet, path: &Path) -> Result<BertNet, TrainError> {
                 self.missing.push(name);
                 return Param::from_mapped_value(id, tensor, mapper);
             };
-            let require_grad = tensor.is_require_grad();
-            let inner = Tensor::<D>::from_data(TensorData::new(values, shape), &tensor.inner().device());
-            let mut value = Tensor::from_inner(inner);
-            if require_grad {
-                value = value.require_grad();
-            }
-            Param::from_mapped_value(id, value, mapper)
+            let value =
+                Tensor::<D>::from_data(TensorData::new(values, shape), &tensor.clone().inner().device());
+            replaced(id, &tensor, value, mapper)
         }
     }
-    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
-    let bad = |reason: String| TrainError::Bad {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-    let values = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let v = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            (name, (view.shape().to_vec(), v))
-        })
-        .collect();
+    let (values, _) = read_f32(path).map_err(|e| TrainError::io(path, e))?;
     let mut replace = Replace {
         values,
         path: Vec::new(),
@@ -390,7 +353,10 @@ fn load_params(net: BertNet, path: &Path) -> Result<BertNet, TrainError> {
     };
     let net = net.map(&mut replace);
     if !replace.missing.is_empty() {
-        return Err(bad(format!("no saved values for {}", replace.missing.join(", "))));
+        return Err(TrainError::Bad {
+            path: path.to_path_buf(),
+            reason: format!("no saved values for {}", replace.missing.join(", ")),
+        });
     }
     Ok(net)
 }

@@ -14,19 +14,9 @@ fn fixture() -> PathBuf {
 }
 
 fn expected() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(fixture().join("expected.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            (name, (view.shape().to_vec(), values))
-        })
-        .collect()
+    finetune::tensors::read_f32(&fixture().join("expected.safetensors"))
+        .unwrap()
+        .0
 }
 
 fn batch(device: &Device) -> ClassifierBatch {

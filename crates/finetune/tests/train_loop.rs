@@ -12,6 +12,19 @@ use rand::{Rng, SeedableRng};
 /// masks take turns.
 static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The fixture's folder, the autodiff device, and its spec with transformers' default dropout.
+fn setup() -> (std::path::PathBuf, Device, bert::ModelSpec) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/train_step");
+    let device = Device::flex().autodiff();
+    let (mut spec, _) = bert::load_network(&dir, &device).unwrap();
+    spec.dropout = bert::Dropout {
+        hidden: 0.1,
+        attention: 0.1,
+        classifier: 0.1,
+    };
+    (dir, device, spec)
+}
+
 fn examples(n: usize, seed: u64) -> Vec<Example> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     (0..n)
@@ -34,14 +47,7 @@ fn examples(n: usize, seed: u64) -> Vec<Example> {
 #[test]
 fn the_loop_learns_a_token_task_reproducibly() {
     let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/train_step");
-    let device = Device::flex().autodiff();
-    let (mut spec, _) = bert::load_network(&dir, &device).unwrap();
-    spec.dropout = bert::Dropout {
-        hidden: 0.1,
-        attention: 0.1,
-        classifier: 0.1,
-    };
+    let (dir, device, spec) = setup();
     let (train_set, val_set) = (examples(240, 1), examples(90, 2));
     let config = TrainConfig {
         epochs: 4,
@@ -80,14 +86,7 @@ fn a_resumed_run_equals_the_uninterrupted_one() {
     let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     // The checkpoint after epoch 2 of 4 (copied when epoch 3 reports, before it overwrites
     // the files), resumed: the same records and the same network as the run that went on.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/train_step");
-    let device = Device::flex().autodiff();
-    let (mut spec, _) = bert::load_network(&dir, &device).unwrap();
-    spec.dropout = bert::Dropout {
-        hidden: 0.1,
-        attention: 0.1,
-        classifier: 0.1,
-    };
+    let (dir, device, spec) = setup();
     let (train_set, val_set) = (examples(96, 3), examples(30, 4));
     let config = TrainConfig {
         epochs: 4,
