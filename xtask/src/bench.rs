@@ -137,29 +137,15 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let run_dir = bench_dir().join("runs").join(w);
     let _ = std::fs::remove_dir_all(&run_dir);
     let load_start = loadavg();
-    let mut cmd = fit_path(&fit, &wl, &run_dir, &args.backend);
-    cmd
-        // The workloads are standardized already; the peers use them as they are.
-        .args([
-            "--no-standardize",
-            "--alpha",
-            "0.99",
-            "--k",
-            "100",
-            "--eps",
-            "1e-3",
-        ])
-        .args([
-            "--lr",
-            &args.lr,
-            "--tol",
-            &args.tol,
-            "--batch-size",
-            &args.batch_size,
-        ]);
-    if let Some(n) = args.first {
-        cmd.args(["--first", &n.to_string()]);
-    }
+    let mut cmd = peers_problem_path(&fit, &wl, &run_dir, &args.backend, args.first);
+    cmd.args([
+        "--lr",
+        &args.lr,
+        "--tol",
+        &args.tol,
+        "--batch-size",
+        &args.batch_size,
+    ]);
     if args.no_screen {
         cmd.arg("--no-screen");
     }
@@ -226,6 +212,32 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `fit path` on a shared workload as the peers solve it (shared/bench: α 0.99, 100 λ down to
+/// 1e-3·λ_max, `--first N` of them), into `run_dir`. The workloads are standardized already;
+/// the peers use them as they are.
+pub fn peers_problem_path(
+    fit: &Path,
+    wl: &Path,
+    run_dir: &Path,
+    backend: &str,
+    first: Option<usize>,
+) -> Command {
+    let mut cmd = fit_path(fit, wl, run_dir, backend);
+    cmd.args([
+        "--no-standardize",
+        "--alpha",
+        "0.99",
+        "--k",
+        "100",
+        "--eps",
+        "1e-3",
+    ]);
+    if let Some(n) = first {
+        cmd.args(["--first", &n.to_string()]);
+    }
+    cmd
 }
 
 /// Seconds granted on top of `--peer-limit`: the clock starts at the runner's start line, which

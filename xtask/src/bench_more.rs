@@ -15,8 +15,8 @@ use clap::Args;
 use serde_json::Value;
 use solver::io::{read_npy, Layer};
 
-use crate::bench::{floats, ints, objective64, CHECKS};
-use crate::{build_fit, fit_path, root, run};
+use crate::bench::{floats, ints, objective64, peers_problem_path, CHECKS};
+use crate::{build_fit, root, run};
 
 #[derive(Args, Debug)]
 pub struct MoreArgs {
@@ -88,19 +88,7 @@ pub fn bench_more(args: MoreArgs) -> Result<()> {
             .join("runs")
             .join(format!("more-{w}{}", if group { "-group" } else { "" }));
         let _ = std::fs::remove_dir_all(&run_dir);
-        let mut cmd = fit_path(&fit, &wl, &run_dir, "flex");
-        cmd.args([
-            "--no-standardize",
-            "--alpha",
-            "0.99",
-            "--k",
-            "100",
-            "--eps",
-            "1e-3",
-        ]);
-        if let Some(n) = args.first {
-            cmd.args(["--first", &n.to_string()]);
-        }
+        let mut cmd = peers_problem_path(&fit, &wl, &run_dir, "flex", args.first);
         if group {
             cmd.arg("--group");
         }

@@ -45,8 +45,8 @@ const TOKENIZER_FILES: [&str; 5] = [
 /// Give `net` a sequence-classification head for `k` classes where its checkpoint has none, as
 /// transformers initializes one: weights ~ N(0, 0.02), biases 0 (BERT: pooler, if missing, and
 /// classifier; the device's generator draws them, so `Device::seed` makes them reproducible).
-/// A head of another size is replaced.
-pub fn add_classifier_head(net: &mut BertNet, spec: &ModelSpec, k: usize, device: &Device) {
+/// A head of another size is replaced. Returns whether a head (or part of one) was made.
+pub fn add_classifier_head(net: &mut BertNet, spec: &ModelSpec, k: usize, device: &Device) -> bool {
     let d = spec.hidden_size;
     let linear = |d_in: usize, d_out: usize| Linear {
         weight: Param::from_tensor(Tensor::random(
@@ -58,24 +58,28 @@ pub fn add_classifier_head(net: &mut BertNet, spec: &ModelSpec, k: usize, device
     };
     match spec.arch {
         Arch::Bert => {
-            if net.pooler.is_none() {
+            let pooler = net.pooler.is_none();
+            if pooler {
                 net.pooler = Some(bert::Pooler { dense: linear(d, d) });
             }
-            if net.classifier.as_ref().is_none_or(|c| c.weight.dims()[1] != k) {
+            let classifier = net.classifier.as_ref().is_none_or(|c| c.weight.dims()[1] != k);
+            if classifier {
                 net.classifier = Some(linear(d, k));
             }
+            pooler || classifier
         }
         Arch::Roberta => {
-            if net
+            let head = net
                 .roberta_head
                 .as_ref()
-                .is_none_or(|h| h.out_proj.weight.dims()[1] != k)
-            {
+                .is_none_or(|h| h.out_proj.weight.dims()[1] != k);
+            if head {
                 net.roberta_head = Some(bert::RobertaHead {
                     dense: linear(d, d),
                     out_proj: linear(d, k),
                 });
             }
+            head
         }
     }
 }

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use bert::{BertNet, ModelSpec};
+use bert::{Batch, BertNet, Encoded, ModelSpec};
 
 use crate::tensors::{read_f32, replaced, write_f32, Named};
 use crate::{classifier_logits, clip_grad_norm, cross_entropy, linear_schedule, AdamW, ClassifierBatch};
@@ -19,15 +19,14 @@ use crate::{classifier_logits, clip_grad_norm, cross_entropy, linear_schedule, A
 /// One tokenized example and its class.
 #[derive(Debug, Clone)]
 pub struct Example {
-    pub ids: Vec<u32>,
-    pub type_ids: Vec<u32>,
+    pub tokens: Encoded,
     pub label: i64,
 }
 
 /// Settings of a fine-tuning run; the defaults are transformers' Trainer's (AdamW with
 /// β = 0.9/0.999, ε = 1e-8, weight decay 0.01 on weights only, gradient norm clipped to 1) with
 /// the common BERT recipe (lr 5e-5, 10% warmup, batches of 32, 3 epochs).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
@@ -83,26 +82,19 @@ pub enum Progress {
 }
 
 /// Pad `examples` to their longest and upload them with their classes.
-pub fn make_batch(examples: &[&Example], pad_token_id: u32, device: &Device) -> ClassifierBatch {
-    let b = examples.len();
-    let l = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0).max(1);
-    let mut ids = vec![pad_token_id as i64; b * l];
-    let mut mask = vec![0i64; b * l];
-    let mut types = vec![0i64; b * l];
-    for (r, e) in examples.iter().enumerate() {
-        for (c, (&id, &t)) in e.ids.iter().zip(&e.type_ids).enumerate() {
-            ids[r * l + c] = id as i64;
-            mask[r * l + c] = 1;
-            types[r * l + c] = t as i64;
-        }
-    }
-    let up = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, l]), device);
+pub fn make_batch(examples: &[&Example], pad_token_id: usize, device: &Device) -> ClassifierBatch {
+    let tokens: Vec<&Encoded> = examples.iter().map(|e| &e.tokens).collect();
+    let Batch {
+        input_ids,
+        attention_mask,
+        token_type_ids,
+    } = Batch::pad(&tokens, pad_token_id, device);
     let labels: Vec<i64> = examples.iter().map(|e| e.label).collect();
     ClassifierBatch {
-        input_ids: up(ids),
-        attention_mask: up(mask),
-        token_type_ids: up(types),
-        labels: Tensor::from_data(TensorData::new(labels, [b]), device),
+        input_ids,
+        attention_mask,
+        token_type_ids,
+        labels: Tensor::from_data(TensorData::new(labels, [examples.len()]), device),
     }
 }
 
@@ -113,7 +105,7 @@ pub fn accuracy(net: &BertNet, spec: &ModelSpec, examples: &[Example], batch_siz
     let mut correct = 0usize;
     for chunk in examples.chunks(batch_size.max(1)) {
         let refs: Vec<&Example> = chunk.iter().collect();
-        let batch = make_batch(&refs, spec.pad_token_id as u32, &device);
+        let batch = make_batch(&refs, spec.pad_token_id, &device);
         let logits = classifier_logits(&net, spec, &batch, false).expect("a classification head");
         let predicted = logits.argmax(1).try_into_vec_as::<i64>().expect("class indices");
         correct += predicted
@@ -202,7 +194,7 @@ pub fn train(
         let mut loss_sum = 0.0;
         for chunk in order.chunks(batch_size) {
             let refs: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
-            let batch = make_batch(&refs, spec.pad_token_id as u32, &device);
+            let batch = make_batch(&refs, spec.pad_token_id, &device);
             let logits = classifier_logits(&net, spec, &batch, true).expect("a classification head");
             let loss = cross_entropy(logits, batch.labels.clone());
             let value = loss.clone().inner().into_scalar::<f64>();

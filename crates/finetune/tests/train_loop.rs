@@ -36,8 +36,11 @@ fn examples(n: usize, seed: u64) -> Vec<Example> {
             ids[at] = 10 + label as u32;
             ids[0] = 2;
             Example {
-                type_ids: vec![0; ids.len()],
-                ids,
+                tokens: bert::Encoded {
+                    type_ids: vec![0; ids.len()],
+                    ids,
+                    truncated: false,
+                },
                 label,
             }
         })

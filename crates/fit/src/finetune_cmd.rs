@@ -79,14 +79,11 @@ struct Report<'a> {
     train_examples: usize,
     val_examples: usize,
     test_examples: usize,
-    epochs: usize,
-    batch_size: usize,
-    lr: f64,
-    warmup_ratio: f64,
-    weight_decay: f32,
-    max_grad_norm: f64,
+    /// The loop's settings (epochs, batch_size, lr, warmup_ratio, weight_decay,
+    /// max_grad_norm, seed, patience).
+    #[serde(flatten)]
+    settings: &'a TrainConfig,
     max_length: usize,
-    seed: u64,
     backend: &'a str,
     head_added: bool,
     records: Vec<EpochJson>,
@@ -120,9 +117,8 @@ fn examples(set: &LabeledSet, encoder: &bert::TextEncoder, split: &str) -> Resul
     Ok(encoded
         .into_iter()
         .zip(classes)
-        .map(|(e, &label)| Example {
-            ids: e.ids,
-            type_ids: e.type_ids,
+        .map(|(tokens, &label)| Example {
+            tokens,
             label: label as i64,
         })
         .collect())
@@ -173,9 +169,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     train_device.seed(args.random_seed);
     let (spec, mut net) = bert::load_network(&source_dir, &train_device)?;
     let k = class_names.len();
-    let had_head = net.logits(burn::tensor::Tensor::zeros([1, spec.hidden_size], &train_device));
-    let head_added = had_head.is_none_or(|l| l.dims()[1] != k);
-    finetune::hf::add_classifier_head(&mut net, &spec, k, &train_device);
+    let head_added = finetune::hf::add_classifier_head(&mut net, &spec, k, &train_device);
     if verbose {
         eprintln!(
             "fine-tuning {} on {kind}: train {}, val {}, test {}; {} classes{}",
@@ -266,14 +260,8 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         train_examples: train_set.len(),
         val_examples: val.len(),
         test_examples: test.as_ref().map_or(0, Vec::len),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        warmup_ratio: args.warmup_ratio,
-        weight_decay: args.weight_decay,
-        max_grad_norm: args.max_grad_norm,
+        settings: &config,
         max_length: args.max_length,
-        seed: args.random_seed,
         backend: args.backend.name(),
         head_added,
         records: records

@@ -171,6 +171,31 @@ pub struct Batch {
     pub token_type_ids: Tensor<2, Int>,
 }
 
+impl Batch {
+    /// `encodings` padded with `pad_token_id` to the longest of them (mask 0 on the padding)
+    /// and uploaded to `device`.
+    pub fn pad(encodings: &[&Encoded], pad_token_id: usize, device: &Device) -> Batch {
+        let b = encodings.len();
+        let l = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![pad_token_id as i64; b * l];
+        let mut mask = vec![0i64; b * l];
+        let mut types = vec![0i64; b * l];
+        for (r, e) in encodings.iter().enumerate() {
+            for (c, (&id, &t)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                ids[r * l + c] = id as i64;
+                mask[r * l + c] = 1;
+                types[r * l + c] = t as i64;
+            }
+        }
+        let up = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, l]), device);
+        Batch {
+            input_ids: up(ids),
+            attention_mask: up(mask),
+            token_type_ids: up(types),
+        }
+    }
+}
+
 /// A loaded encoder: network, tokenizer and what is known about the checkpoint.
 pub struct TextEncoder {
     net: BertNet,
@@ -527,25 +552,7 @@ impl TextEncoder {
 
     /// Pad encodings to their longest and upload them as a batch.
     pub fn batch(&self, encodings: &[&Encoded]) -> Batch {
-        let b = encodings.len();
-        let l = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0).max(1);
-        let pad = self.spec.pad_token_id as i64;
-        let mut ids = vec![pad; b * l];
-        let mut mask = vec![0i64; b * l];
-        let mut types = vec![0i64; b * l];
-        for (r, e) in encodings.iter().enumerate() {
-            for (c, (&id, &t)) in e.ids.iter().zip(&e.type_ids).enumerate() {
-                ids[r * l + c] = id as i64;
-                mask[r * l + c] = 1;
-                types[r * l + c] = t as i64;
-            }
-        }
-        let up = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, l]), &self.device);
-        Batch {
-            input_ids: up(ids),
-            attention_mask: up(mask),
-            token_type_ids: up(types),
-        }
+        Batch::pad(encodings, self.spec.pad_token_id, &self.device)
     }
 
     /// Last hidden states `[B, L, D]` (see [`BertNet::forward`]); the building block for
