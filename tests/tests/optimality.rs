@@ -230,3 +230,58 @@ fn a_grid_of_equal_lambdas_runs_without_an_extrapolation() {
         );
     }
 }
+
+/// Screening by (feature, class) pair (K ≥ 100 on the host kernels): every λ meets the KKT
+/// conditions of every weight, checked in f64, and reaches the objective of the same path
+/// screened by whole features.
+#[test]
+fn path_screened_by_pair_is_optimal() {
+    let (k, alpha) = (100, 0.99);
+    let (problem, st) = synthetic(Family::Multinomial, 1200, 40, k, 5);
+    let config = PathConfig {
+        n_lambdas: 6,
+        eps: 0.2,
+        ..tight(Family::Multinomial, alpha, false)
+    };
+    let opts = RunOptions {
+        keep_layers: true,
+        ..RunOptions::default()
+    };
+    let device = test_device();
+    let by_pair = solver::run_path(problem.clone(), &st, &config, &device, &opts).expect("path runs");
+    let by_feature = PathConfig {
+        screen_pairs: false,
+        ..config.clone()
+    };
+    let by_feature = solver::run_path(problem.clone(), &st, &by_feature, &device, &opts).expect("path runs");
+    let reference = Dense64::from_problem(&problem);
+    let host_kernels = solver::engine::host_kernels_apply(&device);
+    let mut screened_by_pair = 0;
+    for ((record, layer), other) in by_pair
+        .records
+        .iter()
+        .zip(&by_pair.layers)
+        .zip(&by_feature.records)
+    {
+        let (w, b) = layer64(layer);
+        let kkt = reference.kkt(&w, &b, record.lambda, alpha, false);
+        let obj = reference.objective(&w, &b, record.lambda, alpha, false);
+        let bound = (1e-3 * record.lambda * alpha).max(2.0 * f32_kkt_floor(layer, record.lr));
+        let rel = (obj - other.objective) / other.objective.abs();
+        eprintln!(
+            "λ#{} {:.4e}: pairs {:?} of {} features, kkt {kkt:.2e} (bound {bound:.2e}), obj {obj:.10} vs by feature {:.10} ({rel:.1e})",
+            record.index, record.lambda, record.active_pairs, record.active_features, other.objective
+        );
+        assert!(kkt <= bound, "λ#{}: kkt {kkt:.2e} > {bound:.2e}", record.index);
+        assert!(
+            rel.abs() <= 1e-6,
+            "λ#{}: objective {obj} vs {}",
+            record.index,
+            other.objective
+        );
+        screened_by_pair += record.active_pairs.is_some() as usize;
+        assert!(other.active_pairs.is_none());
+    }
+    // On the host kernels (flex) the pairs ran; elsewhere pair screening does not apply.
+    assert_eq!(screened_by_pair > 0, host_kernels);
+}

@@ -22,6 +22,10 @@ pub struct FloorArgs {
     /// batch work (softmax, loss, table) over all rows plus the two n×M×K GEMMs.
     #[arg(long, value_name = "M")]
     active: Option<usize>,
+    /// With --active: also time the epoch screened by (feature, class) pair, on this many
+    /// classes of each of the M features.
+    #[arg(long, value_name = "P", requires = "active")]
+    pairs_per_feature: Option<usize>,
 }
 
 pub fn run(args: FloorArgs) -> Result<()> {
@@ -55,10 +59,14 @@ pub fn run(args: FloorArgs) -> Result<()> {
         out["k_wide_sweep_s"] = sweep.into();
         out["active_gemms_s"] = gemms.into();
         out["head_floor_s_per_epoch"] = (sweep + gemms).into();
-        let times = epoch_time(&train, m, 256, args.reps);
+        let times = epoch_time(&train, m, 256, args.reps, args.pairs_per_feature);
         out["epoch_host_s"] = times.host.into();
         out["epoch_tensor_s"] = times.tensor_copy.into();
         out["epoch_in_place_s"] = times.tensor_in_place.into();
+        if let Some(p) = args.pairs_per_feature {
+            out["pairs_per_feature"] = p.into();
+            out["epoch_pairs_s"] = times.pairs.into();
+        }
         // The epoch a path runs on m screened features.
         let in_place = screened_columns_in_place(m, k, train.host.is_some());
         out["epoch_s"] = match times.host {

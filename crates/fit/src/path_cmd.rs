@@ -88,6 +88,10 @@ pub struct PathArgs {
     /// check); same optimum, slower on sparse layers.
     #[arg(long)]
     no_screen: bool,
+    /// Screen whole features only, not each (feature, class) weight (pair screening applies
+    /// to the elementwise penalty from 100 classes on the CPU backend); for comparisons.
+    #[arg(long)]
+    no_pair_screen: bool,
     /// Start every λ from the last solution itself instead of the extrapolation of the last
     /// two (where the previous λ was solved on all features); for comparisons.
     #[arg(long)]
@@ -162,6 +166,7 @@ pub fn run(args: PathArgs) -> Result<()> {
         gap_tol: args.gap_tol,
         seed: args.seed,
         screen: !args.no_screen,
+        screen_pairs: !args.no_pair_screen,
         extrapolate: !args.no_extrapolate,
         lambda: args.lambda,
         ..PathConfig::default()

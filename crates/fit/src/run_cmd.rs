@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// check); same optimum, slower on sparse layers.
     #[arg(long)]
     pub no_screen: bool,
+    /// Screen whole features only, not each (feature, class) weight (pair screening applies
+    /// to the elementwise penalty from 100 classes on the CPU backend); for comparisons.
+    #[arg(long)]
+    pub no_pair_screen: bool,
     /// The path ends at lam_factor·λ_max.
     #[arg(long, alias = "eps", default_value_t = 1e-3)]
     pub lam_factor: f64,
@@ -451,6 +455,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         lookbehind: args.lookbehind,
         seed: args.random_seed,
         screen: !args.no_screen,
+        screen_pairs: !args.no_pair_screen,
         ..PathConfig::default()
     };
     config.validate()?;

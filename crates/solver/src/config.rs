@@ -123,6 +123,13 @@ pub struct PathConfig {
     /// result satisfies the same optimality conditions; only the work per epoch shrinks.
     #[serde(default = "default_true")]
     pub screen: bool,
+    /// With an elementwise penalty and K ≥ [`crate::path::PAIR_SCREEN_MIN_OUTPUTS`] on the host
+    /// kernels, screen (feature, class) weights one by one rather than whole features: SAGA
+    /// then updates only the weights the strong rule keeps (see [`crate::host::PairSet`]).
+    /// Same optimality conditions checked for every weight. Left out of a saved configuration
+    /// while on, so checkpoints written before it existed still resume.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub screen_pairs: bool,
     /// Start each λ of the dense part of the path from the straight-line extrapolation (in
     /// log λ) of the last two solutions instead of the last one: where the active set no longer
     /// changes the path is smooth, and on the `w2`/`w3` benchmarks the extrapolated start lay
@@ -139,6 +146,10 @@ pub struct PathConfig {
 
 fn default_true() -> bool {
     true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 impl Default for PathConfig {
@@ -160,6 +171,7 @@ impl Default for PathConfig {
             seed: 0,
             refresh_every: 10,
             screen: true,
+            screen_pairs: true,
             extrapolate: true,
             lambda: None,
         }

@@ -131,6 +131,10 @@ pub struct HostRows {
     /// The split's X itself, shared with its tensor without a copy, for a screened split of
     /// at most [`HOST_EPOCH_MAX_FEATURES`] features: its epochs run whole on the host.
     pub x: Option<burn::tensor::Bytes>,
+    /// The (feature, class) pairs a screened problem solves for, when it is screened by pair
+    /// (see [`crate::host::PairSet`]): its epochs and table averages then run on the host
+    /// over those pairs ([`crate::host::saga_pair_epoch`]).
+    pub pairs: Option<std::sync::Arc<crate::host::PairSet>>,
 }
 
 impl HostRows {
@@ -228,6 +232,7 @@ impl DeviceSplit {
                 labels: labels.as_slice().into(),
                 weights: weights.as_deref().map(Into::into),
                 x: None,
+                pairs: None,
             }),
             _ => None,
         };
@@ -349,6 +354,25 @@ impl DeviceSplit {
     pub fn columns(&self, columns: &[usize]) -> DeviceSplit {
         let in_place = screened_columns_in_place(columns.len(), self.k, self.host.is_some());
         self.columns_as(columns, in_place)
+    }
+
+    /// This (screened) split solved on the given (feature, class) pairs only: its epochs and
+    /// table averages run over them on the host. Only where [`DeviceSplit::pairs_apply`].
+    pub fn with_pairs(mut self, pairs: crate::host::PairSet) -> DeviceSplit {
+        assert_eq!(pairs.features(), self.d, "one pair list per feature");
+        let rows = self
+            .host
+            .as_mut()
+            .expect("pair epochs run where host kernels apply");
+        rows.pairs = Some(std::sync::Arc::new(pairs));
+        self
+    }
+
+    /// Whether this split's screened problems can run on (feature, class) pairs: multinomial
+    /// class labels where host kernels apply (flex), with an elementwise penalty (a group
+    /// penalty ties a feature's classes together).
+    pub fn pairs_apply(&self, family: Family, group: bool) -> bool {
+        self.host.is_some() && family == Family::Multinomial && !group
     }
 
     /// [`DeviceSplit::columns`], read in place from X (`in_place`) or from an `n × m` copy.
@@ -795,6 +819,9 @@ impl SagaState {
     pub fn refresh_average(&mut self, train: &DeviceSplit) {
         let n = train.n as f64;
         let k = train.k;
+        if let Some(pairs) = train.host.as_ref().and_then(|h| h.pairs.clone()) {
+            return self.refresh_pair_average(train, &pairs);
+        }
         let mut gw: Option<Tensor<2>> = None;
         for ((start, len), part) in train.spanned_chunks(k) {
             let t = self.table.clone().narrow(0, start, len);
@@ -803,6 +830,33 @@ impl SagaState {
         }
         self.gbar_w = gw.expect("a split has rows") / n;
         self.gbar_b = self.table.clone().sum_dim(0) / n;
+    }
+}
+
+impl SagaState {
+    /// [`SagaState::refresh_average`] of a split screened by pair: the average at the pairs
+    /// only ([`crate::host::pair_average`]), zero elsewhere (weights outside the pairs are
+    /// never updated). The table crosses to the host and back without a copy.
+    fn refresh_pair_average(&mut self, train: &DeviceSplit, pairs: &crate::host::PairSet) {
+        let (n, m, k) = (train.n, train.d, train.k);
+        let device = train.device();
+        let table = std::mem::replace(&mut self.table, Tensor::zeros([1, k], &device))
+            .try_into_vec_as::<f32>()
+            .expect("f32 table");
+        let spans = train.chunk_spans(k);
+        let blocks = spans.clone().into_iter().zip(
+            train
+                .x_blocks(spans)
+                .map(|x| x.try_into_vec_as::<f32>().expect("f32 features")),
+        );
+        let averages = crate::host::pair_average(blocks, &table, k, pairs);
+        let mut gbar_w = vec![0f32; m * k];
+        for (i, v) in pairs.dense_indices(k).zip(averages) {
+            gbar_w[i] = v;
+        }
+        self.gbar_w = Tensor::from_data(TensorData::new(gbar_w, [m, k]), &device);
+        self.table = Tensor::from_data(TensorData::new(table, [n, k]), &device);
+        self.gbar_b = self.table.clone().sum_dim(0) / n as f64;
     }
 }
 
@@ -1160,6 +1214,9 @@ pub fn saga_epoch(
     step: Step,
 ) -> (SagaState, EpochSummary) {
     if let (Some(rows), Family::Multinomial) = (&train.host, step.family) {
+        if let Some(pairs) = &rows.pairs {
+            return pair_epoch(train, rows, pairs, state, plan, step);
+        }
         if rows.x.is_some() {
             return host_epoch(train, rows, state, plan, step);
         }
@@ -1231,12 +1288,6 @@ fn host_epoch(
     };
     let mut table = host(state.table);
     let batches = plan.order.iter().map(|&j| plan.span(j, n));
-    let host_step = crate::host::HostStep {
-        lambda: step.lambda,
-        alpha: step.alpha,
-        lr: step.lr,
-        group: step.group,
-    };
     let loss = crate::host::saga_epoch(
         x,
         &rows.labels,
@@ -1244,7 +1295,7 @@ fn host_epoch(
         &mut table,
         &mut layer,
         batches,
-        host_step,
+        host_step(step),
     );
     let tensor = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &device);
     let state = SagaState {
@@ -1255,6 +1306,65 @@ fn host_epoch(
         gbar_b: tensor(layer.gbar_b, [1, k]),
     };
     epoch_summary(state, wt_prev, b_prev, Tensor::zeros([1], &device), loss, step, n)
+}
+
+/// [`saga_epoch`] on a split screened by pair: the state crosses to host vectors and back
+/// (the table without a copy) and the epoch runs in [`crate::host::saga_pair_epoch`], each
+/// batch's rows of X read as the split holds them (in place, a helper thread ahead).
+fn pair_epoch(
+    train: &DeviceSplit,
+    rows: &HostRows,
+    pairs: &crate::host::PairSet,
+    state: SagaState,
+    plan: &EpochPlan,
+    step: Step,
+) -> (SagaState, EpochSummary) {
+    let device = train.device();
+    let (n, m, k) = (train.n, train.d, train.k);
+    let wt_prev = state.wt.clone();
+    let b_prev = state.b.clone();
+    let host = |t: Tensor<2>| t.try_into_vec_as::<f32>().expect("f32 state");
+    let mut layer = crate::host::HostLayer {
+        wt: host(state.wt),
+        b: host(state.b),
+        gbar_w: host(state.gbar_w),
+        gbar_b: host(state.gbar_b),
+    };
+    let mut table = host(state.table);
+    let spans: Vec<(usize, usize)> = plan.order.iter().map(|&j| plan.span(j, n)).collect();
+    let blocks = spans.clone().into_iter().zip(
+        train
+            .x_blocks(spans)
+            .map(|x| x.try_into_vec_as::<f32>().expect("f32 features")),
+    );
+    let loss = crate::host::saga_pair_epoch(
+        blocks,
+        &rows.labels,
+        rows.weights.as_deref(),
+        &mut table,
+        &mut layer,
+        pairs,
+        host_step(step),
+    );
+    let tensor = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &device);
+    let state = SagaState {
+        wt: tensor(layer.wt, [m, k]),
+        b: tensor(layer.b, [1, k]),
+        table: tensor(table, [n, k]),
+        gbar_w: tensor(layer.gbar_w, [m, k]),
+        gbar_b: tensor(layer.gbar_b, [1, k]),
+    };
+    epoch_summary(state, wt_prev, b_prev, Tensor::zeros([1], &device), loss, step, n)
+}
+
+/// The penalty and step of `step` as the host kernels take them.
+fn host_step(step: Step) -> crate::host::HostStep {
+    crate::host::HostStep {
+        lambda: step.lambda,
+        alpha: step.alpha,
+        lr: step.lr,
+        group: step.group,
+    }
 }
 
 /// The epoch's objective and relative change, in one read: `[loss sum, ‖Δθ‖², ‖θ‖², ‖W‖₁ or
@@ -1508,11 +1618,22 @@ pub struct EpochTimes {
     pub tensor_copy: f64,
     /// Tensor operations on the columns read in place from X, a batch at a time.
     pub tensor_in_place: f64,
+    /// The pair epoch ([`crate::host::saga_pair_epoch`]) on the columns read in place, with
+    /// the asked number of (feature, class) pairs per feature, where pairs apply.
+    pub pairs: Option<f64>,
 }
 
 /// The best-of-`reps` time of one real SAGA epoch (batches of `batch`, a step that keeps the
-/// layer finite) on the first `m` features, by each way an epoch can read them.
-pub fn epoch_time(train: &DeviceSplit, m: usize, batch: usize, reps: usize) -> EpochTimes {
+/// layer finite) on the first `m` features, by each way an epoch can read them; with
+/// `pairs_per_feature`, also screened by pair on that many classes of each feature (spread
+/// over the K classes).
+pub fn epoch_time(
+    train: &DeviceSplit,
+    m: usize,
+    batch: usize,
+    reps: usize,
+    pairs_per_feature: Option<usize>,
+) -> EpochTimes {
     let device = train.device();
     let m = m.clamp(1, train.d);
     let step = Step {
@@ -1552,10 +1673,19 @@ pub fn epoch_time(train: &DeviceSplit, m: usize, batch: usize, reps: usize) -> E
     });
     drop(copy);
     let tensor_in_place = time(&train.columns_as(&columns, true));
+    let k = train.k;
+    let pairs = pairs_per_feature
+        .filter(|_| train.pairs_apply(Family::Multinomial, false))
+        .map(|p| {
+            let every = (k / p.clamp(1, k)).max(1);
+            let set = crate::host::PairSet::from_mask(m, k, |j, c| (c + 37 * j) % every == 0);
+            time(&train.columns_as(&columns, true).with_pairs(set))
+        });
     EpochTimes {
         host,
         tensor_copy,
         tensor_in_place,
+        pairs,
     }
 }
 

@@ -268,6 +268,196 @@ fn saga_epoch_portable(
     loss
 }
 
+/// The (feature, class) weights a screened problem solves for, by feature (CSR): feature
+/// `j`'s classes are `classes[offsets[j]..offsets[j + 1]]`, ascending. Every other weight of
+/// the problem's `[m, K]` layer is zero and stays zero: with an elementwise penalty each
+/// weight has its own optimality condition, so the strong rule and the KKT check can screen
+/// weights one by one (as glmnet screens features), not only whole features.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairSet {
+    pub offsets: Vec<usize>,
+    pub classes: Vec<u32>,
+}
+
+impl PairSet {
+    /// The pairs of an `[m, K]` layer for which `keep(j, c)` holds.
+    pub fn from_mask(m: usize, k: usize, mut keep: impl FnMut(usize, usize) -> bool) -> Self {
+        let mut offsets = Vec::with_capacity(m + 1);
+        let mut classes = Vec::new();
+        offsets.push(0);
+        for j in 0..m {
+            classes.extend((0..k).filter(|&c| keep(j, c)).map(|c| c as u32));
+            offsets.push(classes.len());
+        }
+        PairSet { offsets, classes }
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// Number of features (rows of the layer).
+    pub fn features(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// The row-major index `j·K + c` of each pair in an `[m, K]` layer, in pair order.
+    pub fn dense_indices(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.features()).flat_map(move |j| {
+            self.classes[self.offsets[j]..self.offsets[j + 1]]
+                .iter()
+                .map(move |&c| j * k + c as usize)
+        })
+    }
+}
+
+/// [`saga_epoch`] on the pairs of `pairs` only: per row the logits `b + Σ_(j,c) x_j W_jc`
+/// over the pairs, the same K-wide softmax/table step, and the gradient of each pair; then the
+/// batch's proximal step on the pairs. Per row that is `2·P` multiply-adds (P pairs, a few per
+/// feature at the head of an ImageNet path) where the dense epoch does `2·m·K`. With every
+/// pair of the layer in `pairs` it computes what [`saga_epoch`] computes, bit for bit.
+///
+/// `blocks` yields each batch's `(first row, length)` and its `[len, m]` rows of X (read in
+/// place or from a copy by the caller); `layer` is `[m, K]` with zeros outside the pairs.
+#[allow(clippy::too_many_arguments)]
+pub fn saga_pair_epoch(
+    blocks: impl Iterator<Item = ((usize, usize), Vec<f32>)>,
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    layer: &mut HostLayer,
+    pairs: &PairSet,
+    step: HostStep,
+) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { saga_pair_epoch_avx2(blocks, labels, weights, table, layer, pairs, step) };
+    }
+    saga_pair_epoch_portable(blocks, labels, weights, table, layer, pairs, step)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn saga_pair_epoch_avx2(
+    blocks: impl Iterator<Item = ((usize, usize), Vec<f32>)>,
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    layer: &mut HostLayer,
+    pairs: &PairSet,
+    step: HostStep,
+) -> f32 {
+    saga_pair_epoch_portable(blocks, labels, weights, table, layer, pairs, step)
+}
+
+#[inline(always)]
+fn saga_pair_epoch_portable(
+    blocks: impl Iterator<Item = ((usize, usize), Vec<f32>)>,
+    labels: &[i64],
+    weights: Option<&[f32]>,
+    table: &mut [f32],
+    layer: &mut HostLayer,
+    pairs: &PairSet,
+    step: HostStep,
+) -> f32 {
+    let k = layer.b.len();
+    let m = pairs.features();
+    let n = labels.len();
+    let nf = n as f32;
+    // The pairs' weights and averages, packed in pair order for the inner loops.
+    let dense: Vec<usize> = pairs.dense_indices(k).collect();
+    let mut wp: Vec<f32> = dense.iter().map(|&i| layer.wt[i]).collect();
+    let mut gbar: Vec<f32> = dense.iter().map(|&i| layer.gbar_w[i]).collect();
+    let (offsets, classes) = (&pairs.offsets, &pairs.classes);
+    let mut row = vec![0f32; k];
+    let mut gsum = vec![0f32; wp.len()];
+    let mut dsum = vec![0f32; k];
+    let mut loss = 0f32;
+    for ((start, len), x) in blocks {
+        gsum.iter_mut().for_each(|v| *v = 0.0);
+        dsum.iter_mut().for_each(|v| *v = 0.0);
+        let mut batch_loss = 0f32;
+        for r in 0..len {
+            let i = (start + r) % n;
+            let xi = &x[r * m..(r + 1) * m];
+            row.copy_from_slice(&layer.b);
+            for (j, &xj) in xi.iter().enumerate() {
+                if xj != 0.0 {
+                    let span = offsets[j]..offsets[j + 1];
+                    for (&c, &w) in classes[span.clone()].iter().zip(&wp[span]) {
+                        row[c as usize] += xj * w;
+                    }
+                }
+            }
+            batch_loss += multinomial_batch_portable(&mut row, labels, weights, table, i, &mut dsum);
+            for (j, &xj) in xi.iter().enumerate() {
+                if xj != 0.0 {
+                    let span = offsets[j]..offsets[j + 1];
+                    for (&c, g) in classes[span.clone()].iter().zip(&mut gsum[span]) {
+                        *g += xj * row[c as usize];
+                    }
+                }
+            }
+        }
+        loss += batch_loss;
+        let bsz = len as f32;
+        let lr = step.lr as f32;
+        for (wv, (g, gb)) in wp.iter_mut().zip(gsum.iter().zip(&gbar)) {
+            *wv -= lr * (*g / bsz + *gb);
+        }
+        prox_host(&mut wp, k, HostStep { group: false, ..step });
+        for (bv, (d, gb)) in layer.b.iter_mut().zip(dsum.iter().zip(&layer.gbar_b)) {
+            *bv -= lr * (*d / bsz + *gb);
+        }
+        for (gb, g) in gbar.iter_mut().zip(&gsum) {
+            *gb += *g / nf;
+        }
+        for (gb, d) in layer.gbar_b.iter_mut().zip(&dsum) {
+            *gb += *d / nf;
+        }
+    }
+    for ((&i, w), g) in dense.iter().zip(wp).zip(gbar) {
+        layer.wt[i] = w;
+        layer.gbar_w[i] = g;
+    }
+    loss
+}
+
+/// The table average `Xᵀ·T / n` at the pairs of `pairs` (pair order), from the `[len, m]` rows
+/// of X of each `(start, len)` block and the n×K table: `n·P` multiply-adds where the dense
+/// average is a GEMM over every `(feature, class)`. Summed in f64.
+pub fn pair_average(
+    blocks: impl Iterator<Item = ((usize, usize), Vec<f32>)>,
+    table: &[f32],
+    k: usize,
+    pairs: &PairSet,
+) -> Vec<f32> {
+    let m = pairs.features();
+    let n = table.len() / k.max(1);
+    let mut sum = vec![0f64; pairs.len()];
+    for ((start, len), x) in blocks {
+        for r in 0..len {
+            let i = (start + r) % n;
+            let trow = &table[i * k..(i + 1) * k];
+            for (j, &xj) in x[r * m..(r + 1) * m].iter().enumerate() {
+                if xj != 0.0 {
+                    let span = pairs.offsets[j]..pairs.offsets[j + 1];
+                    for (&c, s) in pairs.classes[span.clone()].iter().zip(&mut sum[span]) {
+                        *s += xj as f64 * trow[c as usize] as f64;
+                    }
+                }
+            }
+        }
+    }
+    sum.into_iter().map(|s| (s / n as f64) as f32).collect()
+}
+
 /// The elastic-net proximal step of [`crate::engine::prox`] on a host `[m, K]` weight block.
 #[inline(always)]
 fn prox_host(wt: &mut [f32], k: usize, step: HostStep) {
@@ -353,5 +543,122 @@ mod tests {
         // Rows outside the batch are untouched.
         let t = 2;
         assert_eq!(table[t * k..(t + 1) * k], table0[t * k..(t + 1) * k]);
+    }
+
+    /// A small multinomial epoch setup: `[n, m]` rows, labels, table, layer.
+    fn epoch_setup(n: usize, m: usize, k: usize) -> (Vec<f32>, Vec<i64>, Vec<f32>, HostLayer) {
+        let x: Vec<f32> = (0..n * m)
+            .map(|i| {
+                if i % 5 == 3 {
+                    0.0
+                } else {
+                    ((i * 29) % 19) as f32 * 0.1 - 0.9
+                }
+            })
+            .collect();
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 7) % k as i64).collect();
+        let table: Vec<f32> = (0..n * k).map(|i| ((i * 11) % 13) as f32 * 0.01 - 0.06).collect();
+        let layer = HostLayer {
+            wt: (0..m * k).map(|i| ((i * 3) % 7) as f32 * 0.05 - 0.15).collect(),
+            b: (0..k).map(|c| c as f32 * 0.01).collect(),
+            gbar_w: (0..m * k).map(|i| ((i * 5) % 11) as f32 * 0.002 - 0.01).collect(),
+            gbar_b: vec![0.001; k],
+        };
+        (x, labels, table, layer)
+    }
+
+    #[test]
+    fn pair_epoch_on_every_pair_is_the_dense_epoch() {
+        let (n, m, k) = (23, 4, 9);
+        let (x, labels, mut dense_table, mut dense) = epoch_setup(n, m, k);
+        let (_, _, mut pair_table, mut pairs_layer) = epoch_setup(n, m, k);
+        let step = HostStep {
+            lambda: 0.02,
+            alpha: 0.9,
+            lr: 0.3,
+            group: false,
+        };
+        let batches = [(5usize, 8usize), (13, 8), (21, 7)]; // the last wraps
+        let dense_loss = saga_epoch(
+            &x,
+            &labels,
+            None,
+            &mut dense_table,
+            &mut dense,
+            batches.iter().copied(),
+            step,
+        );
+        let all = PairSet::from_mask(m, k, |_, _| true);
+        let blocks = batches.iter().map(|&(start, len)| {
+            let rows: Vec<f32> = (0..len)
+                .flat_map(|r| x[((start + r) % n) * m..((start + r) % n + 1) * m].to_vec())
+                .collect();
+            ((start, len), rows)
+        });
+        let pair_loss = saga_pair_epoch(
+            blocks,
+            &labels,
+            None,
+            &mut pair_table,
+            &mut pairs_layer,
+            &all,
+            step,
+        );
+        assert_eq!(pair_loss.to_bits(), dense_loss.to_bits());
+        assert_eq!(pair_table, dense_table);
+        assert_eq!(pairs_layer.wt, dense.wt);
+        assert_eq!(pairs_layer.b, dense.b);
+        assert_eq!(pairs_layer.gbar_w, dense.gbar_w);
+        assert_eq!(pairs_layer.gbar_b, dense.gbar_b);
+    }
+
+    #[test]
+    fn pair_epoch_leaves_other_weights_alone_and_averages_match_the_formula() {
+        let (n, m, k) = (17, 3, 6);
+        let (x, labels, mut table, mut layer) = epoch_setup(n, m, k);
+        let pairs = PairSet::from_mask(m, k, |j, c| (j + c) % 3 == 0);
+        assert_eq!(pairs.offsets, vec![0, 2, 4, 6]);
+        // Zero outside the pairs, as a screened problem's layer is.
+        let inside: Vec<usize> = pairs.dense_indices(k).collect();
+        for (i, w) in layer.wt.iter_mut().enumerate() {
+            if !inside.contains(&i) {
+                *w = 0.0;
+            }
+        }
+        let gbar_before = layer.gbar_w.clone();
+        let blocks = [((0usize, n), x.clone())].into_iter();
+        let step = HostStep {
+            lambda: 0.01,
+            alpha: 0.99,
+            lr: 0.5,
+            group: false,
+        };
+        saga_pair_epoch(blocks, &labels, None, &mut table, &mut layer, &pairs, step);
+        for (i, (w, (g, before))) in layer
+            .wt
+            .iter()
+            .zip(layer.gbar_w.iter().zip(&gbar_before))
+            .enumerate()
+        {
+            if !inside.contains(&i) {
+                assert_eq!(*w, 0.0, "weight {i} outside the pairs");
+                assert_eq!(g, before);
+            }
+        }
+        assert!(inside.iter().any(|&i| layer.wt[i] != 0.0));
+        // The pair average is Xᵀ·T / n at the pairs.
+        let avg = pair_average([((0usize, n), x.clone())].into_iter(), &table, k, &pairs);
+        for (p, i) in inside.iter().enumerate() {
+            let (j, c) = (i / k, i % k);
+            let want: f64 = (0..n)
+                .map(|r| x[r * m + j] as f64 * table[r * k + c] as f64)
+                .sum::<f64>()
+                / n as f64;
+            assert!(
+                (avg[p] as f64 - want).abs() < 1e-6,
+                "pair {p}: {} vs {want}",
+                avg[p]
+            );
+        }
     }
 }

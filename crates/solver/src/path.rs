@@ -16,6 +16,7 @@ use crate::config::{Family, PathConfig, StepSize};
 use crate::data::{Problem, Split, Standardizer, Targets};
 use crate::engine::{self, DeviceSplit, EpochPlan, FullGradient, SagaState, Step};
 use crate::error::{Result, SolverError};
+use crate::host::PairSet;
 use crate::io::{self, Array, Layer};
 use crate::memory::{self, MemoryPlan};
 
@@ -91,6 +92,10 @@ pub struct LambdaRecord {
     /// Features SAGA ran on at this λ after screening (d when it ran on all of them).
     #[serde(default)]
     pub active_features: usize,
+    /// The (feature, class) weights SAGA ran on, when the λ was screened by pair
+    /// ([`PathConfig::screen_pairs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_pairs: Option<usize>,
 }
 
 /// A finished (or, while running, partial) path.
@@ -510,6 +515,8 @@ struct Solved {
     stop: StopReason,
     grad: Option<FullGradient>,
     active: usize,
+    /// The (feature, class) weights SAGA ran on, when screened by pair.
+    pairs: Option<usize>,
     /// The step of the last SAGA run (the boosted one when `--lr auto`).
     lr: f64,
 }
@@ -518,12 +525,70 @@ struct Solved {
 /// to SAGA on every feature.
 const SCREEN_ROUNDS: u64 = 8;
 
-/// Solve one λ with feature screening, as glmnet does: the sequential strong rule keeps the
-/// features that are nonzero or whose gradient at the warm start is at least `α(2λ − λ_prev)`;
-/// SAGA runs on those columns only (the n×K table is per example, so it carries over
-/// unchanged); then the full gradient checks every left-out feature's optimality condition
-/// `score ≤ λα` and any violator joins the set for another round. When the set holds more than
-/// half of the features, screening saves little and SAGA runs on all of them.
+/// Screening by (feature, class) pair applies from this many outputs (K): below it a
+/// feature's K weights are few and the dense epoch's GEMMs cost little.
+pub const PAIR_SCREEN_MIN_OUTPUTS: usize = 100;
+
+/// A screened problem runs on its pairs when they are at most this fraction of its `m × K`
+/// weights: per row the pair epoch does `2·P` scattered multiply-adds where the dense epoch
+/// does `2·m·K` in GEMMs, at a far higher rate. Measured by `fit floor --active M
+/// --pairs-per-feature P` on `w4` (K = 1,000; dense epoch vs pair epoch): M = 600 5.14 vs
+/// 0.68 s at 4 pairs per feature, 5.34 vs 3.23 s at 32, 5.35 vs 10.51 s at 125 (break-even
+/// near 6%); M = 64 0.81 vs 0.28 s at 4; M = 16 (host epoch) 0.47 vs 0.25 s at 2.
+pub const PAIR_SCREEN_MAX_DENSITY: f64 = 0.05;
+
+/// The weights a λ's screening keeps: whole features, or (feature, class) pairs.
+enum Kept {
+    Features(Vec<bool>),
+    /// `[d, K]` row-major.
+    Pairs(Vec<bool>),
+}
+
+impl Kept {
+    /// Features with at least one kept weight.
+    fn features(&self, d: usize, k: usize) -> Vec<usize> {
+        match self {
+            Kept::Features(f) => (0..d).filter(|&j| f[j]).collect(),
+            Kept::Pairs(p) => (0..d)
+                .filter(|&j| p[j * k..(j + 1) * k].contains(&true))
+                .collect(),
+        }
+    }
+
+    /// Add every weight that is not kept and whose gradient (`g`, `[d, K]`) breaks its
+    /// optimality condition (score above `allowed`); returns how many were added.
+    fn add_violators(&mut self, g: &Tensor<2>, group: bool, allowed: f64) -> usize {
+        let mut added = 0;
+        match self {
+            Kept::Features(f) => {
+                for (kept, s) in f.iter_mut().zip(engine::feature_scores(g, group)) {
+                    if !*kept && s as f64 > allowed {
+                        *kept = true;
+                        added += 1;
+                    }
+                }
+            }
+            Kept::Pairs(p) => {
+                for (kept, v) in p.iter_mut().zip(host(g)) {
+                    if !*kept && v.abs() as f64 > allowed {
+                        *kept = true;
+                        added += 1;
+                    }
+                }
+            }
+        }
+        added
+    }
+}
+
+/// Solve one λ with screening, as glmnet does: the sequential strong rule keeps the weights
+/// that are nonzero or whose gradient at the warm start is at least `α(2λ − λ_prev)`; SAGA
+/// runs on those only (the n×K table is per example, so it carries over unchanged); then the
+/// full gradient checks every left-out weight's optimality condition `|g| ≤ λα` and any
+/// violator joins the set for another round. Weights are screened as whole features, or one
+/// by one (a (feature, class) pair each) with an elementwise penalty at large K on the host
+/// kernels ([`PathConfig::screen_pairs`]). When the set holds more than half of the features
+/// (and, by pair, its pairs are too dense to pay), SAGA runs on all features.
 #[allow(clippy::too_many_arguments)]
 fn solve_screened(
     train: &DeviceSplit,
@@ -545,45 +610,79 @@ fn solve_screened(
             stop,
             grad: None,
             active: d,
+            pairs: None,
             lr,
         })
     };
     if !config.screen || step.alpha == 0.0 || step.lambda == 0.0 {
         return full(state, 0, boost);
     }
+    let by_pair =
+        config.screen_pairs && k >= PAIR_SCREEN_MIN_OUTPUTS && train.pairs_apply(step.family, step.group);
     let device = train.device();
-    let nonzero = engine::nonzero_features(&state.wt);
-    // The set holds every nonzero feature: when they alone are more than half, SAGA runs on
-    // all features and the strong rule's gradient (two n×d×K GEMMs) is not needed.
-    if 2 * nonzero.iter().filter(|&&nz| nz).count() > d {
+    let wt_host = host(&state.wt);
+    let nonzero_features = (0..d)
+        .filter(|&j| wt_host[j * k..(j + 1) * k].iter().any(|&v| v != 0.0))
+        .count();
+    let nonzero_pairs = wt_host.iter().filter(|&&v| v != 0.0).count();
+    // The set holds every nonzero weight: when they alone are more than half the features
+    // (and too many pairs to pay), SAGA runs on all features and the strong rule's gradient
+    // (two n×d×K GEMMs) is not needed.
+    let pairs_pay =
+        |pairs: usize, m: usize| by_pair && (pairs as f64) <= PAIR_SCREEN_MAX_DENSITY * (m * k) as f64;
+    if 2 * nonzero_features > d && !pairs_pay(nonzero_pairs, d) {
         return full(state, 0, boost);
     }
-    let scores = engine::feature_scores(&start_grad.0, step.group);
-    // A zero feature counts as violating its optimality condition when its score exceeds λα
+    // A zero weight counts as violating its optimality condition when its score exceeds λα
     // by more than this relative margin: far inside the 1e-3·λα the optimality checks allow.
     let allowed = step.lambda * step.alpha * (1.0 + 1e-4);
-    // Strong rule; a zero feature already optimal at the warm start is left to the KKT check
+    // Strong rule; a zero weight already optimal at the warm start is left to the KKT check
     // (at λ_max that leaves nothing to solve: W = 0 and the intercept optimum are the answer).
     let strong = step.alpha * (2.0 * step.lambda - prev_lambda);
-    let mut active: Vec<bool> = nonzero
-        .into_iter()
-        .zip(&scores)
-        .map(|(nonzero, &s)| nonzero || (s as f64 >= strong && s as f64 > allowed))
-        .collect();
+    let keeps = |w: f32, s: f32| w != 0.0 || (s as f64 >= strong && s as f64 > allowed);
+    let mut kept = if by_pair {
+        let g = host(&start_grad.0);
+        Kept::Pairs(wt_host.iter().zip(&g).map(|(&w, &g)| keeps(w, g.abs())).collect())
+    } else {
+        let scores = engine::feature_scores(&start_grad.0, step.group);
+        Kept::Features(
+            (0..d)
+                .map(|j| {
+                    keeps(
+                        wt_host[j * k..(j + 1) * k]
+                            .iter()
+                            .fold(0f32, |a, v| a.max(v.abs())),
+                        scores[j],
+                    )
+                })
+                .collect(),
+        )
+    };
+    drop(wt_host);
     let mut state = state;
     let mut epochs = 0;
     let mut stop = StopReason::Tol;
     let mut lr = step.lr * *boost;
+    let mut ran_pairs = None;
     for round in 0..SCREEN_ROUNDS {
-        let columns: Vec<i64> = (0..d as i64).filter(|&j| active[j as usize]).collect();
+        let columns = kept.features(d, k);
         let m = columns.len();
-        if 2 * m > d {
+        let pairs = match &kept {
+            Kept::Pairs(p) => Some(PairSet::from_mask(m, k, |jj, c| p[columns[jj] * k + c])),
+            Kept::Features(_) => None,
+        }
+        .filter(|p| pairs_pay(p.len(), m));
+        if 2 * m > d && pairs.is_none() {
             return full(state, epochs, boost);
         }
         if m > 0 {
-            let kept: Vec<usize> = columns.iter().map(|&j| j as usize).collect();
-            let idx = Tensor::<1, Int>::from_data(TensorData::new(columns, [m]), &device);
-            let sub = train.columns(&kept);
+            let idx: Vec<i64> = columns.iter().map(|&j| j as i64).collect();
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [m]), &device);
+            ran_pairs = pairs.as_ref().map(PairSet::len);
+            let sub = match pairs {
+                Some(p) => train.columns(&columns).with_pairs(p),
+                None => train.columns(&columns),
+            };
             let SagaState {
                 wt, b, table, gbar_b, ..
             } = state;
@@ -604,7 +703,7 @@ fn solve_screened(
             epochs += e;
             stop = r;
             lr = used;
-            // Every feature outside the set was zero before (the set holds all nonzero ones)
+            // Every weight outside the set was zero before (the set holds all nonzero ones)
             // and SAGA did not touch it.
             state = SagaState {
                 wt: Tensor::zeros([d, k], &device).select_assign(0, idx, solved.wt, IndexingUpdateOp::Add),
@@ -621,21 +720,14 @@ fn solve_screened(
         } else {
             state.refill(train, step.family)
         };
-        let scores = engine::feature_scores(&g.0, step.group);
-        let mut added = 0;
-        for (a, &s) in active.iter_mut().zip(&scores) {
-            if !*a && s as f64 > allowed {
-                *a = true;
-                added += 1;
-            }
-        }
-        if added == 0 {
+        if kept.add_violators(&g.0, step.group, allowed) == 0 {
             return Ok(Solved {
                 state,
                 epochs,
                 stop,
                 grad: Some(g),
                 active: m,
+                pairs: ran_pairs,
                 lr,
             });
         }
@@ -670,6 +762,7 @@ struct Run {
     index: usize,
     epochs: usize,
     active_features: usize,
+    active_pairs: Option<usize>,
     seconds: f64,
     stop: StopReason,
     session: u32,
@@ -721,6 +814,7 @@ fn measure(
         nnz_per_class,
         session: run.session,
         active_features: run.active_features,
+        active_pairs: run.active_pairs,
     };
     (layer, record, grad)
 }
@@ -945,6 +1039,7 @@ pub fn run_path(
                 index,
                 epochs,
                 active_features: solved.active,
+                active_pairs: solved.pairs,
                 seconds,
                 stop,
                 session,
@@ -995,8 +1090,12 @@ fn record_line(record: &LambdaRecord, total: usize, k: usize) -> String {
         .val
         .map(|v| format!(" val {:.4}", v.score()))
         .unwrap_or_default();
+    let pairs_txt = record
+        .active_pairs
+        .map(|p| format!(" ({p} weights)"))
+        .unwrap_or_default();
     format!(
-        "λ {:>3}/{total} {:.4e}: {} epochs ({:?}) on {} features {:.2}s obj {:.6e} kkt {:.1e} nnz {} ({:.1}/class){val_txt}",
+        "λ {:>3}/{total} {:.4e}: {} epochs ({:?}) on {} features{pairs_txt} {:.2}s obj {:.6e} kkt {:.1e} nnz {} ({:.1}/class){val_txt}",
         record.index + 1,
         record.lambda,
         record.epochs,
@@ -1072,6 +1171,7 @@ pub fn fit_lambda(
         index: 0,
         epochs: solved.epochs,
         active_features: solved.active,
+        active_pairs: solved.pairs,
         seconds,
         stop: solved.stop,
         session: 0,
