@@ -70,6 +70,15 @@ impl Backbone {
     }
 }
 
+/// A network's own last layer on raw features: `logits = weight · x + bias`.
+pub struct OwnHead {
+    /// `[K, D]` row-major.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    /// Its class names, when the weights name them.
+    pub labels: Option<Vec<String>>,
+}
+
 /// What the cache manifest records about a backbone.
 pub struct Description {
     pub backbone: String,
@@ -162,6 +171,32 @@ impl Backbone {
                     other.form()
                 ),
             },
+        }
+    }
+
+    /// The network's own last layer on the features this backbone extracts, when it has one
+    /// that reads them. BERT's `classifier` on pooler features (RoBERTa's on `roberta-dense`), a
+    /// CNN's fc on its post-ReLU pooled features. This is the paper's "dense" layer: the
+    /// network's original head, beside the ridge layer we fit.
+    pub fn own_head(&self) -> Option<OwnHead> {
+        match self {
+            Backbone::Text { encoder, mode, .. } => {
+                let (weight, bias, reads) = encoder.head_with_mode()?;
+                (reads == *mode).then(|| OwnHead {
+                    weight,
+                    bias,
+                    labels: encoder.labels().map(<[String]>::to_vec),
+                })
+            }
+            Backbone::Vision { model, mode, .. } => {
+                let (weight, bias) = model.head();
+                (*mode == vision::FeatureMode::PostRelu).then_some(OwnHead {
+                    weight,
+                    bias,
+                    labels: None,
+                })
+            }
+            Backbone::Pixels { .. } => None,
         }
     }
 

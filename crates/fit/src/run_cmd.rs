@@ -180,6 +180,10 @@ struct Metrics<'a> {
     feature_dim: usize,
     /// Split the Figure 4b table is measured on.
     evaluated_on: &'static str,
+    /// The network's own last layer (`head.safetensors`), when it reads these features and
+    /// predicts these classes: the paper's "dense" layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<LayerEvaluation>,
     dense: LayerEvaluation,
     dense_layer: String,
     sparse: LayerEvaluation,
@@ -407,6 +411,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         })?;
     }
     let seconds_features = started.elapsed().as_secs_f64();
+    let own_head = backbone.own_head();
     drop(backbone);
 
     // 3. Standardize and run the path.
@@ -528,6 +533,23 @@ pub fn run(args: RunArgs) -> Result<()> {
         None => ("val", problem.val.as_ref().expect("val checked")),
     };
     let dense_eval = evaluate_layer(eval_split, &dense, family, args.top_k, &device);
+    // The network's own head, when it reads these features and these classes.
+    let head = own_head.and_then(|h| {
+        network_head(
+            &h.weight,
+            &h.bias,
+            h.labels.as_deref(),
+            &data.train.class_names,
+            &standardizer,
+        )
+    });
+    let head_eval = match &head {
+        Some(layer) => {
+            layer.save(&out.join("head.safetensors"), None)?;
+            Some(evaluate_layer(eval_split, layer, family, args.top_k, &device))
+        }
+        None => None,
+    };
     let sparse_eval = evaluate_layer(eval_split, &sparse, family, args.top_k, &device);
     let points: Vec<interpret::plots::PathPoint> = result
         .records
@@ -567,6 +589,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         feature_mode: desc.feature_mode.clone(),
         feature_dim: desc.dim,
         evaluated_on: eval_name,
+        head: head_eval,
         dense: dense_eval.clone(),
         dense_layer: format!("ridge (alpha 0) at lambda {dense_lambda:.4e}: dense.safetensors"),
         sparse: sparse_eval.clone(),
@@ -592,6 +615,45 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The backbone's own head `(weight [K, D], bias)` on raw features as a layer on the
+/// standardized ones ([`solver::Layer::from_raw`]), when it predicts the dataset's classes:
+/// the same number, and the same names in the same order where its weights name them (HF's
+/// placeholder names `LABEL_0`, … say nothing and are taken in order). Otherwise none, with
+/// a note.
+fn network_head(
+    weight: &[f32],
+    bias: &[f32],
+    labels: Option<&[String]>,
+    class_names: &[String],
+    standardizer: &solver::Standardizer,
+) -> Option<solver::Layer> {
+    let d = standardizer.mean.len();
+    if bias.len() != class_names.len() || weight.len() != bias.len() * d {
+        eprintln!(
+            "note: the network's own head predicts {} classes from {} features, the data has {} classes and {d} features: no head row",
+            bias.len(),
+            weight.len() / bias.len().max(1),
+            class_names.len()
+        );
+        return None;
+    }
+    let placeholder = |i: usize, name: &str| name == format!("LABEL_{i}");
+    if let Some(labels) = labels {
+        let named = !labels.iter().enumerate().all(|(i, l)| placeholder(i, l));
+        let same = labels
+            .iter()
+            .zip(class_names)
+            .all(|(l, c)| l.eq_ignore_ascii_case(c));
+        if named && !same {
+            eprintln!(
+                "note: the network's own head names its classes {labels:?}, the data {class_names:?}: no head row"
+            );
+            return None;
+        }
+    }
+    Some(solver::Layer::from_raw(weight, bias, standardizer))
+}
+
 fn format_table(m: &Metrics, classes: &[String], top_k: usize) -> String {
     use std::fmt::Write;
     let mut t = String::new();
@@ -611,11 +673,22 @@ fn format_table(m: &Metrics, classes: &[String], top_k: usize) -> String {
         "rest acc",
         "features used"
     );
-    for (name, e) in [("dense", &m.dense), ("sparse", &m.sparse)] {
+    let rows = m
+        .head
+        .iter()
+        .map(|e| ("head", e))
+        .chain([("dense", &m.dense), ("sparse", &m.sparse)]);
+    for (name, e) in rows {
         let _ = writeln!(
             t,
             "{:<8} {:>10.4} {:>12.1} {:>12.4} {:>12.4} {:>14}",
             name, e.scores.all, e.features_per_class, e.scores.top_k, e.scores.rest, e.features_used
+        );
+    }
+    if m.head.is_some() {
+        let _ = writeln!(
+            t,
+            "head: the network's own classifier; dense: ridge (α = 0) refit on the features; sparse: the selected elastic-net layer"
         );
     }
     let per_class: Vec<String> = classes
@@ -651,4 +724,33 @@ pub(crate) fn short_name(backbone: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_head;
+
+    #[test]
+    fn the_network_head_is_used_only_for_the_data_s_classes() {
+        let st = solver::Standardizer {
+            mean: vec![0.5, -1.0],
+            std: vec![2.0, 1.0],
+            clamped: vec![],
+        };
+        let (w, b) = (vec![1.0, 2.0, -1.0, 0.5], vec![0.1, -0.1]);
+        let classes = vec!["negative".to_string(), "positive".to_string()];
+        let named = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
+        // Same names (any case), placeholders, or none: the head row is made.
+        for labels in [
+            Some(named("Negative", "POSITIVE")),
+            Some(named("LABEL_0", "LABEL_1")),
+            None,
+        ] {
+            let layer = network_head(&w, &b, labels.as_deref(), &classes, &st).expect("head");
+            assert_eq!(layer.weight, vec![2.0, 2.0, -2.0, 0.5]);
+        }
+        // Other names, another order, or another number of classes: none.
+        assert!(network_head(&w, &b, Some(&named("positive", "negative")), &classes, &st).is_none());
+        assert!(network_head(&w[..2], &b[..1], None, &classes, &st).is_none());
+    }
 }

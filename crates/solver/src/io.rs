@@ -860,6 +860,40 @@ impl Layer {
         }
     }
 
+    /// A layer given on raw features (`logits = weight · x + bias`, `weight [K, D]`
+    /// row-major: a network's own head) expressed on standardized features `z = (x − μ)/σ`,
+    /// as the solver's layers are: `W' = W·diag(σ)`, `b' = b + W·μ` (summed in f64), so the
+    /// same logits come out of the standardized split.
+    pub fn from_raw(weight: &[f32], bias: &[f32], standardizer: &Standardizer) -> Self {
+        let (k, d) = (bias.len(), standardizer.mean.len());
+        assert_eq!(weight.len(), k * d, "weight is [K, D]");
+        let (mean, std) = (&standardizer.mean, &standardizer.std);
+        let folded: Vec<f32> = weight
+            .chunks_exact(d)
+            .flat_map(|row| row.iter().zip(std).map(|(w, s)| w * s))
+            .collect();
+        let bias = weight
+            .chunks_exact(d)
+            .zip(bias)
+            .map(|(row, &b)| {
+                (b as f64
+                    + row
+                        .iter()
+                        .zip(mean)
+                        .map(|(&w, &m)| w as f64 * m as f64)
+                        .sum::<f64>()) as f32
+            })
+            .collect();
+        Layer {
+            k,
+            d,
+            weight: folded,
+            bias,
+            mean: mean.clone(),
+            std: std.clone(),
+        }
+    }
+
     /// Exact nonzeros (the proximal step produces exact zeros), total and per class.
     pub fn nnz_per_class(&self) -> Vec<usize> {
         self.weight
@@ -919,6 +953,29 @@ impl Layer {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_raw_head_folded_gives_the_same_logits_on_standardized_features() {
+        let (k, d) = (3, 4);
+        let weight: Vec<f32> = (0..k * d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let bias = vec![0.1, -0.2, 0.3];
+        let standardizer = Standardizer {
+            mean: vec![1.0, -2.0, 0.5, 3.0],
+            std: vec![2.0, 0.5, 1.5, 4.0],
+            clamped: vec![],
+        };
+        let layer = Layer::from_raw(&weight, &bias, &standardizer);
+        let x = [0.3f32, -1.0, 2.0, 5.0];
+        let z: Vec<f32> = (0..d)
+            .map(|j| (x[j] - standardizer.mean[j]) / standardizer.std[j])
+            .collect();
+        for c in 0..k {
+            let raw: f32 = bias[c] + (0..d).map(|j| weight[c * d + j] * x[j]).sum::<f32>();
+            let folded: f32 = layer.bias[c] + (0..d).map(|j| layer.weight[c * d + j] * z[j]).sum::<f32>();
+            assert!((raw - folded).abs() < 1e-5, "class {c}: {raw} vs {folded}");
+        }
+    }
+
     use super::*;
 
     #[test]
