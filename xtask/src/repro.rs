@@ -20,9 +20,21 @@ pub struct ReproSstArgs {
     /// normalized sentence embeddings); with --sst-path e.g. barissayil/bert-sentiment-analysis-sst.
     #[arg(long)]
     model_path: Option<String>,
-    /// Feature mode (default: the checkpoint's own, mean-l2 for MiniLM; the paper used cls for SST).
+    /// Feature mode (default: pooler after fine-tuning, where the fine-tuned head reads;
+    /// without it the checkpoint's own, mean-l2 for MiniLM; the paper used cls for SST).
     #[arg(long)]
     feature_mode: Option<String>,
+    /// Read the encoder as it is (frozen) instead of fine-tuning it on the training split
+    /// first; for a backbone already trained on the task (e.g. an SST model).
+    #[arg(long)]
+    no_finetune: bool,
+    /// Fine-tuning epochs (`fit finetune --epochs`).
+    #[arg(long, default_value_t = 2)]
+    finetune_epochs: usize,
+    /// Where the fine-tuned model goes; reused by a rerun with the same model, data, seed and
+    /// settings.
+    #[arg(long, default_value = "runs/finetuned/repro-sst")]
+    finetuned: PathBuf,
     #[arg(long, default_value = "flex")]
     backend: String,
     #[arg(long, default_value = "runs/repro-sst")]
@@ -40,6 +52,18 @@ pub fn repro_sst(args: ReproSstArgs) -> Result<()> {
         crate::fetch::fetch_all()?;
     }
     let fit = build_fit(&args.backend)?;
+    let model_path = if args.no_finetune {
+        args.model_path.clone()
+    } else {
+        finetune(&fit, &args)?;
+        Some(args.finetuned.display().to_string())
+    };
+    let feature_mode = match (&args.feature_mode, args.no_finetune) {
+        (Some(m), _) => Some(m.clone()),
+        // The fine-tuned head reads the pooler output: the table then has the head's row.
+        (None, false) => Some("pooler".to_string()),
+        (None, true) => None,
+    };
     let mut cmd = Command::new(&fit);
     cmd.current_dir(root())
         .arg("--arch")
@@ -50,10 +74,10 @@ pub fn repro_sst(args: ReproSstArgs) -> Result<()> {
         Some(p) => cmd.args(["--dataset", "sst", "--dataset-path"]).arg(p),
         None => cmd.args(["--dataset", "rotten-tomatoes"]),
     };
-    if let Some(m) = &args.model_path {
+    if let Some(m) = &model_path {
         cmd.arg("--model-path").arg(m);
     }
-    if let Some(m) = &args.feature_mode {
+    if let Some(m) = &feature_mode {
         cmd.arg("--feature-mode").arg(m);
     }
     cmd.args(["--backend", &args.backend]).args(&args.extra);
@@ -63,6 +87,27 @@ pub fn repro_sst(args: ReproSstArgs) -> Result<()> {
         report_stages(&fit, &args.out, &args.backend)?;
     }
     Ok(())
+}
+
+/// `fit finetune` of the job's model on its dataset's training split into `args.finetuned`
+/// (skipped by `fit finetune` itself when a finished model with the same key is there).
+fn finetune(fit: &std::path::Path, args: &ReproSstArgs) -> Result<()> {
+    let mut cmd = Command::new(fit);
+    cmd.current_dir(root()).arg("finetune");
+    match &args.sst_path {
+        Some(p) => cmd.args(["--dataset", "sst", "--dataset-path"]).arg(p),
+        None => cmd.args(["--dataset", "rotten-tomatoes"]),
+    };
+    if let Some(m) = &args.model_path {
+        cmd.arg("--model-path").arg(m);
+    }
+    cmd.arg("--epochs")
+        .arg(args.finetune_epochs.to_string())
+        .arg("--out")
+        .arg(&args.finetuned)
+        .args(["--backend", &args.backend]);
+    eprintln!("repro-sst: {cmd:?}");
+    run(&mut cmd)
 }
 
 /// `fit interpret` (a card for every feature of the sparse layer) then `fit debug` on a

@@ -61,7 +61,9 @@ pub struct FinetuneArgs {
     /// Use at most this many training examples (a quick run).
     #[arg(long)]
     max_examples: Option<usize>,
-    /// Start over instead of resuming the checkpoint in OUT/checkpoint.
+    /// Train from the start: ignore a finished model in OUT made with the same model, data,
+    /// seed and settings (otherwise reused) and the checkpoint in OUT/checkpoint (otherwise
+    /// resumed).
     #[arg(long)]
     fresh: bool,
     #[arg(long, default_value = "flex")]
@@ -86,6 +88,9 @@ struct Report<'a> {
     max_length: usize,
     backend: &'a str,
     head_added: bool,
+    /// What the result depends on (model and weights, data, seed and settings): a rerun with
+    /// the same key reuses the folder instead of training again.
+    cache_key: &'a serde_json::Value,
     records: Vec<EpochJson>,
     val_accuracy_before: f64,
     val_accuracy: f64,
@@ -122,6 +127,18 @@ fn examples(set: &LabeledSet, encoder: &bert::TextEncoder, split: &str) -> Resul
             label: label as i64,
         })
         .collect())
+}
+
+/// Whether `finetune.json` (`json`) records a finished run with this cache key whose model
+/// file is there.
+fn cached(json: &Path, key: &serde_json::Value) -> bool {
+    let Some(dir) = json.parent() else {
+        return false;
+    };
+    let recorded = std::fs::read(json)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    recorded.is_some_and(|r| r.get("cache_key") == Some(key)) && dir.join("model.safetensors").is_file()
 }
 
 pub fn run(args: FinetuneArgs) -> Result<()> {
@@ -162,6 +179,8 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let weights_sha256 = encoder.weights_fingerprint();
+    let data_fingerprint = datasets::fingerprint(&data)?;
     drop(encoder);
 
     // The trainable network on the autodiff device, with a head of the dataset's classes.
@@ -195,6 +214,21 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         seed: args.random_seed,
         patience: args.patience,
     };
+    let cache_key = serde_json::json!({
+        "model": args.model_path,
+        "weights_sha256": weights_sha256,
+        "data": data_fingerprint,
+        "settings": config,
+        "max_length": args.max_length,
+    });
+    let json = args.out.join("finetune.json");
+    if !args.fresh && cached(&json, &cache_key) {
+        println!(
+            "reusing the fine-tuned model in {} (same model, data, seed and settings; --fresh trains again)",
+            args.out.display()
+        );
+        return Ok(());
+    }
     let val_accuracy_before = accuracy(&net, &spec, &val, args.batch_size);
     let steps = train_set.len().div_ceil(args.batch_size.max(1)) * args.epochs;
     // A bar on a terminal; in a log, a line every 5% of the steps and one per epoch.
@@ -264,6 +298,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         max_length: args.max_length,
         backend: args.backend.name(),
         head_added,
+        cache_key: &cache_key,
         records: records
             .iter()
             .map(|r| EpochJson {
@@ -278,7 +313,6 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         test_accuracy,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let json = args.out.join("finetune.json");
     solver::io::write_atomic(&json, &serde_json::to_vec_pretty(&report)?)?;
     println!(
         "fine-tuned {}: val accuracy {val_accuracy_before:.4} -> {val_accuracy:.4}{}; model folder {}",

@@ -340,3 +340,71 @@ fn finetune_refuses_what_it_cannot_train_in_one_line() {
     assert!(line.contains("nope"), "{line}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `fit finetune` reuses a finished model made with the same model, data, seed and settings,
+/// and `fit run` on the fine-tuned folder (pooler features, which its head reads) puts the
+/// network's own head in the table beside the ridge and sparse layers.
+#[test]
+fn a_finetuned_model_is_reused_and_its_head_joins_the_table() {
+    let dir = common::scratch("run", "finetune-cache");
+    let model = dir.join("model");
+    let finetune = || {
+        let out = fit()
+            .args([
+                "finetune",
+                "--max-examples",
+                "24",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--max-length",
+                "24",
+                "--out",
+            ])
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = finetune();
+    assert!(
+        first.contains("fine-tuned") && !first.contains("reusing"),
+        "{first}"
+    );
+    let written = std::fs::read(model.join("model.safetensors")).unwrap();
+    let second = finetune();
+    assert!(second.contains("reusing"), "{second}");
+    assert_eq!(std::fs::read(model.join("model.safetensors")).unwrap(), written);
+
+    let out = dir.join("run");
+    let run = fit()
+        .args([
+            "--dataset",
+            "rotten-tomatoes",
+            "--arch",
+            "bert",
+            "--feature-mode",
+            "pooler",
+            "--max-examples",
+            "60",
+            "--k",
+            "10",
+            "--quiet",
+            "--model-path",
+        ])
+        .arg(&model)
+        .arg("--out-path")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let table = std::fs::read_to_string(out.join("table.txt")).unwrap();
+    assert!(table.lines().any(|l| l.starts_with("head ")), "{table}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["head"]["features_used"], 384);
+    assert!(out.join("head.safetensors").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
