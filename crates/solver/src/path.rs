@@ -372,7 +372,7 @@ fn solve_lambda(
     step: Step,
     config: &PathConfig,
     seed: u64,
-    bar: &ProgressBar,
+    bar: &EpochProgress,
     guard: bool,
 ) -> Result<Outcome> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -387,11 +387,7 @@ fn solve_lambda(
         let plan = EpochPlan::random(train.n, config.batch_size, &mut rng);
         let (next, summary) = engine::saga_epoch(train, state, &plan, step);
         state = next;
-        bar.set_position(epoch as u64);
-        bar.set_message(format!(
-            "obj {:.6e}  Δw {:.1e}",
-            summary.objective, summary.rel_change
-        ));
+        bar.epoch(epoch, summary.objective, summary.rel_change);
         let rising = summary.objective > best + 1e-3 * best.abs();
         if guard && (!summary.objective.is_finite() || rising) {
             return Ok(Outcome::Unstable(epoch));
@@ -472,7 +468,7 @@ fn solve_boosted(
     boost: &mut f64,
     config: &PathConfig,
     seed: u64,
-    bar: &ProgressBar,
+    bar: &EpochProgress,
 ) -> Result<(SagaState, usize, StopReason, f64)> {
     let mut spent = 0;
     // The multiplier of this try: a plateau lowers it for the rest of this λ only, an
@@ -599,7 +595,7 @@ fn solve_screened(
     boost: &mut f64,
     config: &PathConfig,
     seed: u64,
-    bar: &ProgressBar,
+    bar: &EpochProgress,
 ) -> Result<Solved> {
     let (d, k) = (train.d, train.k);
     let full = |state: SagaState, epochs_before: usize, boost: &mut f64| -> Result<Solved> {
@@ -819,7 +815,67 @@ fn measure(
     (layer, record, grad)
 }
 
-fn progress_bar(opts: &RunOptions, max_epochs: usize, prefix: String) -> ProgressBar {
+/// How a λ's epochs are shown: a bar on a terminal; in a log (stderr not a terminal, the
+/// bar hidden) a line a minute with the epoch, objective, weight change and the seconds per
+/// epoch so far, so a λ of an ImageNet-sized path (tens of minutes) shows it is moving.
+struct EpochProgress {
+    bar: ProgressBar,
+    label: String,
+    log: Option<EpochLog>,
+}
+
+/// When logging: when the λ started, when the last line was written, and the first epoch
+/// seen with its time (the rate leaves out the λ's full passes before it).
+struct EpochLog {
+    started: Instant,
+    last: std::cell::Cell<Instant>,
+    first: std::cell::Cell<Option<(usize, Instant)>>,
+}
+
+/// Seconds between two progress lines in a log.
+const LOG_EVERY_S: u64 = 60;
+
+impl EpochProgress {
+    fn epoch(&self, epoch: usize, objective: f64, rel_change: f64) {
+        self.bar.set_position(epoch as u64);
+        self.bar
+            .set_message(format!("obj {objective:.6e}  Δw {rel_change:.1e}"));
+        let Some(log) = &self.log else {
+            return;
+        };
+        let now = Instant::now();
+        let (first_epoch, first_at) = match log.first.get() {
+            // A new screening round counts its epochs from 1 again.
+            Some((e, at)) if e < epoch => (e, at),
+            _ => {
+                log.first.set(Some((epoch, now)));
+                (epoch, now)
+            }
+        };
+        if log.last.get().elapsed().as_secs() >= LOG_EVERY_S {
+            log.last.set(now);
+            let rate = match epoch - first_epoch {
+                0 => String::new(),
+                done => format!(
+                    ", {:.2} s/epoch",
+                    now.duration_since(first_at).as_secs_f64() / done as f64
+                ),
+            };
+            eprintln!(
+                "{}: epoch {epoch}, obj {objective:.6e}, Δw {rel_change:.1e}, {:.0} s into the λ{rate}",
+                self.label,
+                log.started.elapsed().as_secs_f64(),
+            );
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn progress_bar(opts: &RunOptions, max_epochs: usize, label: String) -> EpochProgress {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let target = if opts.progress {
         ProgressDrawTarget::stderr()
     } else {
@@ -831,8 +887,13 @@ fn progress_bar(opts: &RunOptions, max_epochs: usize, prefix: String) -> Progres
             .expect("valid template")
             .progress_chars("=> "),
     );
-    bar.set_prefix(prefix);
-    bar
+    bar.set_prefix(label.clone());
+    let log = (opts.progress && opts.verbose && !terminal).then(|| EpochLog {
+        started: Instant::now(),
+        last: std::cell::Cell::new(Instant::now()),
+        first: std::cell::Cell::new(None),
+    });
+    EpochProgress { bar, label, log }
 }
 
 /// The step multiplier for the next λ (see [`AUTO_STEP_BOOST`]): doubled after a λ solved
@@ -1024,7 +1085,7 @@ pub fn run_path(
             .sync()
             .map_err(|e| SolverError::Backend(format!("{e:?}")))?;
         let seconds = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
+        bar.finish();
 
         let (layer, record, end_grad) = measure(
             &dp,
