@@ -179,6 +179,12 @@ pub fn screened_columns_in_place(m: usize, k: usize, host_epoch_applies: bool) -
     !host_epoch && k >= SCREENED_IN_PLACE_MIN_OUTPUTS
 }
 
+/// Whether a split with these targets on `device` runs its multinomial batches (and its
+/// screened epochs) in the host kernels of [`crate::host`]: class labels on flex.
+pub fn host_epochs_apply(targets: &Targets, device: &Device) -> bool {
+    matches!(targets, Targets::Classes(_)) && host_kernels_apply(device)
+}
+
 /// Whether `device`'s tensors are host buffers that cross to and from `Vec`s without a copy
 /// (flex), so the fused host batch can own the SAGA table during an epoch.
 pub fn host_kernels_apply(device: &Device) -> bool {
@@ -228,7 +234,7 @@ impl DeviceSplit {
             }
         }
         let host = match &targets {
-            Targets::Classes(labels) if host_kernels_apply(device) => Some(HostRows {
+            Targets::Classes(labels) if host_epochs_apply(&targets, device) => Some(HostRows {
                 labels: labels.as_slice().into(),
                 weights: weights.as_deref().map(Into::into),
                 x: None,

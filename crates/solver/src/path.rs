@@ -943,8 +943,7 @@ pub fn run_path(
     } else {
         held
     };
-    let host_epoch = engine::host_kernels_apply(device)
-        && matches!(problem.train.targets, crate::data::Targets::Classes(_));
+    let host_epoch = engine::host_epochs_apply(&problem.train.targets, device);
     let plan = MemoryPlan::new(&problem, config, &held, host_epoch);
     if opts.verbose {
         plan.lines().iter().for_each(|l| eprintln!("{l}"));
