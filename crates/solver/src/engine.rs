@@ -1271,8 +1271,7 @@ pub fn saga_epoch(
 }
 
 /// [`saga_epoch`] on a split whose rows are on the host (a screened split of few features):
-/// the state crosses to host vectors and back (the table without a copy), the epoch runs in
-/// [`crate::host::saga_epoch`].
+/// the epoch runs in [`crate::host::saga_epoch`].
 fn host_epoch(
     train: &DeviceSplit,
     rows: &HostRows,
@@ -1280,43 +1279,24 @@ fn host_epoch(
     plan: &EpochPlan,
     step: Step,
 ) -> (SagaState, EpochSummary) {
-    let device = train.device();
-    let (n, m, k) = (train.n, train.d, train.k);
     let x = rows.x_rows().expect("host rows");
-    let wt_prev = state.wt.clone();
-    let b_prev = state.b.clone();
-    let host = |t: Tensor<2>| t.try_into_vec_as::<f32>().expect("f32 state");
-    let mut layer = crate::host::HostLayer {
-        wt: host(state.wt),
-        b: host(state.b),
-        gbar_w: host(state.gbar_w),
-        gbar_b: host(state.gbar_b),
-    };
-    let mut table = host(state.table);
-    let batches = plan.order.iter().map(|&j| plan.span(j, n));
-    let loss = crate::host::saga_epoch(
-        x,
-        &rows.labels,
-        rows.weights.as_deref(),
-        &mut table,
-        &mut layer,
-        batches,
-        host_step(step),
-    );
-    let tensor = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &device);
-    let state = SagaState {
-        wt: tensor(layer.wt, [m, k]),
-        b: tensor(layer.b, [1, k]),
-        table: tensor(table, [n, k]),
-        gbar_w: tensor(layer.gbar_w, [m, k]),
-        gbar_b: tensor(layer.gbar_b, [1, k]),
-    };
-    epoch_summary(state, wt_prev, b_prev, Tensor::zeros([1], &device), loss, step, n)
+    let batches = plan.order.iter().map(|&j| plan.span(j, train.n));
+    on_host(train, state, step, |table, layer| {
+        crate::host::saga_epoch(
+            x,
+            &rows.labels,
+            rows.weights.as_deref(),
+            table,
+            layer,
+            batches,
+            host_step(step),
+        )
+    })
 }
 
-/// [`saga_epoch`] on a split screened by pair: the state crosses to host vectors and back
-/// (the table without a copy) and the epoch runs in [`crate::host::saga_pair_epoch`], each
-/// batch's rows of X read as the split holds them (in place, a helper thread ahead).
+/// [`saga_epoch`] on a split screened by pair: the epoch runs in
+/// [`crate::host::saga_pair_epoch`], each batch's rows of X read as the split holds them (in
+/// place, a helper thread ahead).
 fn pair_epoch(
     train: &DeviceSplit,
     rows: &HostRows,
@@ -1325,6 +1305,33 @@ fn pair_epoch(
     plan: &EpochPlan,
     step: Step,
 ) -> (SagaState, EpochSummary) {
+    let spans: Vec<(usize, usize)> = plan.order.iter().map(|&j| plan.span(j, train.n)).collect();
+    let blocks = spans.clone().into_iter().zip(
+        train
+            .x_blocks(spans)
+            .map(|x| x.try_into_vec_as::<f32>().expect("f32 features")),
+    );
+    on_host(train, state, step, |table, layer| {
+        crate::host::saga_pair_epoch(
+            blocks,
+            &rows.labels,
+            rows.weights.as_deref(),
+            table,
+            layer,
+            pairs,
+            host_step(step),
+        )
+    })
+}
+
+/// Run a host-kernel epoch (`epoch`: table and layer in, the loss sum out) on the state: it
+/// crosses to host vectors and back (the table without a copy), then the epoch is summarized.
+fn on_host(
+    train: &DeviceSplit,
+    state: SagaState,
+    step: Step,
+    epoch: impl FnOnce(&mut Vec<f32>, &mut crate::host::HostLayer) -> f32,
+) -> (SagaState, EpochSummary) {
     let device = train.device();
     let (n, m, k) = (train.n, train.d, train.k);
     let wt_prev = state.wt.clone();
@@ -1337,21 +1344,7 @@ fn pair_epoch(
         gbar_b: host(state.gbar_b),
     };
     let mut table = host(state.table);
-    let spans: Vec<(usize, usize)> = plan.order.iter().map(|&j| plan.span(j, n)).collect();
-    let blocks = spans.clone().into_iter().zip(
-        train
-            .x_blocks(spans)
-            .map(|x| x.try_into_vec_as::<f32>().expect("f32 features")),
-    );
-    let loss = crate::host::saga_pair_epoch(
-        blocks,
-        &rows.labels,
-        rows.weights.as_deref(),
-        &mut table,
-        &mut layer,
-        pairs,
-        host_step(step),
-    );
+    let loss = epoch(&mut table, &mut layer);
     let tensor = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &device);
     let state = SagaState {
         wt: tensor(layer.wt, [m, k]),

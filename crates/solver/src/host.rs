@@ -249,23 +249,53 @@ fn saga_epoch_portable(
             }
         }
         loss += batch_loss;
-        let bsz = len as f32;
-        let lr = step.lr as f32;
-        for (wv, (g, gb)) in layer.wt.iter_mut().zip(gsum.iter().zip(&layer.gbar_w)) {
-            *wv -= lr * (*g / bsz + *gb);
-        }
-        prox_host(&mut layer.wt, k, step);
-        for (bv, (d, gb)) in layer.b.iter_mut().zip(dsum.iter().zip(&layer.gbar_b)) {
-            *bv -= lr * (*d / bsz + *gb);
-        }
-        for (gb, g) in layer.gbar_w.iter_mut().zip(&gsum) {
-            *gb += *g / nf;
-        }
-        for (gb, d) in layer.gbar_b.iter_mut().zip(&dsum) {
-            *gb += *d / nf;
-        }
+        let (w, gbar_w) = (&mut layer.wt, &mut layer.gbar_w);
+        batch_step(
+            w,
+            gbar_w,
+            &gsum,
+            &mut layer.b,
+            &mut layer.gbar_b,
+            &dsum,
+            len,
+            nf,
+            step,
+        );
     }
     loss
+}
+
+/// The end of a SAGA batch of `len` rows on the host: `w ← prox(w − lr·(g/B + ḡ))` and
+/// `b ← b − lr·(d/B + ḡ_b)` from the batch's gradient sums `gsum`, `dsum`, then the averages
+/// take them (`ḡ += g/n`). `w` and `gbar_w` are `[m, K]` rows, or packed pairs (elementwise).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn batch_step(
+    w: &mut [f32],
+    gbar_w: &mut [f32],
+    gsum: &[f32],
+    b: &mut [f32],
+    gbar_b: &mut [f32],
+    dsum: &[f32],
+    len: usize,
+    nf: f32,
+    step: HostStep,
+) {
+    let bsz = len as f32;
+    let lr = step.lr as f32;
+    for (wv, (g, gb)) in w.iter_mut().zip(gsum.iter().zip(gbar_w.iter())) {
+        *wv -= lr * (*g / bsz + *gb);
+    }
+    prox_host(w, b.len(), step);
+    for (bv, (d, gb)) in b.iter_mut().zip(dsum.iter().zip(gbar_b.iter())) {
+        *bv -= lr * (*d / bsz + *gb);
+    }
+    for (gb, g) in gbar_w.iter_mut().zip(gsum) {
+        *gb += *g / nf;
+    }
+    for (gb, d) in gbar_b.iter_mut().zip(dsum) {
+        *gb += *d / nf;
+    }
 }
 
 /// The (feature, class) weights a screened problem solves for, by feature (CSR): feature
@@ -406,21 +436,18 @@ fn saga_pair_epoch_portable(
             }
         }
         loss += batch_loss;
-        let bsz = len as f32;
-        let lr = step.lr as f32;
-        for (wv, (g, gb)) in wp.iter_mut().zip(gsum.iter().zip(&gbar)) {
-            *wv -= lr * (*g / bsz + *gb);
-        }
-        prox_host(&mut wp, k, HostStep { group: false, ..step });
-        for (bv, (d, gb)) in layer.b.iter_mut().zip(dsum.iter().zip(&layer.gbar_b)) {
-            *bv -= lr * (*d / bsz + *gb);
-        }
-        for (gb, g) in gbar.iter_mut().zip(&gsum) {
-            *gb += *g / nf;
-        }
-        for (gb, d) in layer.gbar_b.iter_mut().zip(&dsum) {
-            *gb += *d / nf;
-        }
+        let elementwise = HostStep { group: false, ..step };
+        batch_step(
+            &mut wp,
+            &mut gbar,
+            &gsum,
+            &mut layer.b,
+            &mut layer.gbar_b,
+            &dsum,
+            len,
+            nf,
+            elementwise,
+        );
     }
     for ((&i, w), g) in dense.iter().zip(wp).zip(gbar) {
         layer.wt[i] = w;
