@@ -7,6 +7,7 @@
 
 mod backbones;
 mod debug_cmd;
+mod export_cmd;
 mod finetune_cmd;
 mod floor_cmd;
 mod interpret_cmd;
@@ -62,6 +63,9 @@ enum Command {
     /// warmup and linear decay, dropout, clipping, early stopping) and write it as a Hugging
     /// Face model folder for `fit --model-path`.
     Finetune(finetune_cmd::FinetuneArgs),
+    /// Export a run's decision layer: `--to linear` writes `weight [K, D]` and `bias [K]`
+    /// with the standardization folded in, for a strict `torch.nn.Linear` load.
+    Export(export_cmd::ExportArgs),
 }
 
 fn main() {
@@ -74,6 +78,7 @@ fn main() {
             Some(Command::Interpret(args)) => interpret_cmd::run(args),
             Some(Command::Debug(args)) => debug_cmd::run(args),
             Some(Command::Finetune(args)) => finetune_cmd::run(args),
+            Some(Command::Export(args)) => export_cmd::run(args),
             Some(Command::Report(args)) => {
                 report_cmd::write_report(&args.run).map(|p| println!("wrote {}", p.display()))
             }

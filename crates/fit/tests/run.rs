@@ -408,3 +408,65 @@ fn a_finetuned_model_is_reused_and_its_head_joins_the_table() {
     assert!(out.join("head.safetensors").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `fit export --to linear` writes exactly `weight [K, D]` and `bias [K]` whose logits on raw
+/// features equal the run's layer on standardized ones; a layer the run does not have is one
+/// error line.
+#[test]
+fn export_linear_folds_the_standardization_in() {
+    let dir = common::scratch("run", "export");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx(&data, "train", &labels(300, 3), 1);
+    write_idx(&data, "t10k", &labels(90, 3), 2);
+    let out = dir.join("run");
+    assert!(run_job(&data, &out, &[]).status.success());
+    let file = dir.join("linear.safetensors");
+    let export = fit()
+        .args(["export", "--run"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let (tensors, _) = solver::io::read_safetensors(&file).unwrap();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    assert_eq!(names, ["bias", "weight"]);
+    let layer = solver::Layer::load(&out.join("selected.safetensors")).unwrap();
+    let (solver::io::Array::Float { shape, data: w }, solver::io::Array::Float { data: b, .. }) =
+        (&tensors["weight"], &tensors["bias"])
+    else {
+        panic!("float tensors")
+    };
+    assert_eq!(shape, &vec![layer.k, layer.d]);
+    let x: Vec<f32> = (0..layer.d).map(|j| ((j * 7) % 11) as f32 / 10.0).collect();
+    for (c, &bias) in b.iter().enumerate() {
+        let row = c * layer.d;
+        let ours: f64 = layer.bias[c] as f64
+            + (0..layer.d)
+                .map(|j| layer.weight[row + j] as f64 * ((x[j] - layer.mean[j]) / layer.std[j]) as f64)
+                .sum::<f64>();
+        let linear: f64 = bias as f64 + (0..layer.d).map(|j| w[row + j] as f64 * x[j] as f64).sum::<f64>();
+        assert!(
+            (ours - linear).abs() < 1e-4 * (1.0 + ours.abs()),
+            "class {c}: {ours} vs {linear}"
+        );
+    }
+    let head = fit()
+        .args(["export", "--layer", "head", "--run"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        one_line_error(&head).contains("no head"),
+        "{}",
+        one_line_error(&head)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

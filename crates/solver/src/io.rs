@@ -894,6 +894,31 @@ impl Layer {
         }
     }
 
+    /// The layer on raw features, standardization folded in (the inverse of
+    /// [`Layer::from_raw`]): `(weight [K, D] row-major, bias [K])` with `logits = weight · x +
+    /// bias`, i.e. `W/σ` and `b − (W/σ)·μ` (summed in f64). What a plain `nn.Linear` loads.
+    pub fn to_raw(&self) -> (Vec<f32>, Vec<f32>) {
+        let d = self.d;
+        let weight: Vec<f32> = self
+            .weight
+            .chunks_exact(d)
+            .flat_map(|row| row.iter().zip(&self.std).map(|(w, s)| w / s))
+            .collect();
+        let bias = weight
+            .chunks_exact(d)
+            .zip(&self.bias)
+            .map(|(row, &b)| {
+                (b as f64
+                    - row
+                        .iter()
+                        .zip(&self.mean)
+                        .map(|(&w, &m)| w as f64 * m as f64)
+                        .sum::<f64>()) as f32
+            })
+            .collect();
+        (weight, bias)
+    }
+
     /// Exact nonzeros (the proximal step produces exact zeros), total and per class.
     pub fn nnz_per_class(&self) -> Vec<usize> {
         self.weight
@@ -953,6 +978,31 @@ impl Layer {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_layer_unfolded_gives_the_same_logits_on_raw_features() {
+        let (k, d) = (2, 3);
+        let layer = Layer {
+            k,
+            d,
+            weight: vec![0.5, 0.0, -1.5, 2.0, 0.25, 0.0],
+            bias: vec![0.3, -0.7],
+            mean: vec![1.0, -2.0, 0.5],
+            std: vec![2.0, 0.5, 4.0],
+        };
+        let (w, b) = layer.to_raw();
+        let x = [0.3f32, -1.0, 2.0];
+        for c in 0..k {
+            let z: f32 = (0..d)
+                .map(|j| layer.weight[c * d + j] * (x[j] - layer.mean[j]) / layer.std[j])
+                .sum();
+            let raw: f32 = b[c] + (0..d).map(|j| w[c * d + j] * x[j]).sum::<f32>();
+            assert!((layer.bias[c] + z - raw).abs() < 1e-6, "class {c}");
+        }
+        // Zeros stay zeros: a sparse layer exports sparse.
+        assert_eq!(w[1], 0.0);
+        assert_eq!(w[5], 0.0);
+    }
 
     #[test]
     fn a_raw_head_folded_gives_the_same_logits_on_standardized_features() {
