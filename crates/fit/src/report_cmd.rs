@@ -205,7 +205,16 @@ pub fn write_report(run: &Path) -> Result<PathBuf> {
         header: ["layer", "accuracy", "features / class", &format!("top-{top_k} only"), "rest only", "features used"]
             .map(String::from)
             .to_vec(),
-        rows: vec![row("dense", &metrics["dense"]), row("sparse", &metrics["sparse"])],
+        // The network's own head first, when the run has one (`fit run`'s `head` row).
+        rows: metrics
+            .get("head")
+            .map(|h| row("head (the network's own)", h))
+            .into_iter()
+            .chain([
+                row("dense (ridge refit)", &metrics["dense"]),
+                row("sparse", &metrics["sparse"]),
+            ])
+            .collect(),
     };
     let mut figures = Vec::new();
     if run.join("accuracy_vs_features.png").is_file() {
