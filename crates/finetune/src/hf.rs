@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::Linear;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 use bert::{Arch, BertNet, ModelSpec};
 
@@ -81,6 +81,56 @@ pub fn add_classifier_head(net: &mut BertNet, spec: &ModelSpec, k: usize, device
             }
             head
         }
+    }
+}
+
+/// Put a linear layer on raw head features (`weight [K, D]` row-major, `bias [K]`: a run's
+/// decision layer with the standardization folded in) as `net`'s classifier: BERT's
+/// `classifier` (it reads the pooler output), RoBERTa's `classifier.out_proj` (it reads the
+/// head's dense + tanh). Fails where the network lacks the part that makes those features.
+pub fn set_classifier(
+    net: &mut BertNet,
+    spec: &ModelSpec,
+    weight: &[f32],
+    bias: &[f32],
+    device: &Device,
+) -> Result<(), String> {
+    let (k, d) = (bias.len(), spec.hidden_size);
+    if weight.len() != k * d {
+        return Err(format!(
+            "the layer reads {} features, the network's head {d}",
+            weight.len() / k.max(1)
+        ));
+    }
+    // burn keeps Linear weights as [in, out].
+    let mut transposed = vec![0f32; d * k];
+    for c in 0..k {
+        for j in 0..d {
+            transposed[j * k + c] = weight[c * d + j];
+        }
+    }
+    let linear = Linear {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(transposed, [d, k]), device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(bias.to_vec(), [k]),
+            device,
+        ))),
+    };
+    match spec.arch {
+        Arch::Bert if net.pooler.is_none() => Err("the checkpoint has no pooler to feed a classifier".into()),
+        Arch::Bert => {
+            net.classifier = Some(linear);
+            Ok(())
+        }
+        Arch::Roberta => match &mut net.roberta_head {
+            Some(head) => {
+                head.out_proj = linear;
+                Ok(())
+            }
+            None => {
+                Err("the checkpoint has no classification head whose dense layer made the features".into())
+            }
+        },
     }
 }
 

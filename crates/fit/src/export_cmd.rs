@@ -19,9 +19,12 @@ pub struct ExportArgs {
     /// strict=True)` on the raw features.
     #[arg(long, value_enum, default_value_t = Form::Linear)]
     to: Form,
-    /// Output file (default: RUN/export/<layer>_linear.safetensors).
+    /// Output file (linear) or folder (hf); default RUN/export/<layer>_<form>[.safetensors].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Backend the network is loaded on for `--to hf`.
+    #[arg(long, default_value = "flex")]
+    backend: solver::BackendKind,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -52,6 +55,10 @@ impl Which {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Form {
     Linear,
+    /// A Hugging Face sequence-classification folder: the run's BERT / RoBERTa with the layer
+    /// as its classifier (runs on the features the HF head reads: pooler for BERT,
+    /// roberta-dense for RoBERTa), for `AutoModelForSequenceClassification`.
+    Hf,
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -68,13 +75,16 @@ pub fn run(args: ExportArgs) -> Result<()> {
         );
     }
     let layer = solver::Layer::load(&source)?;
-    let out = args.out.unwrap_or_else(|| {
-        args.run
-            .join("export")
-            .join(format!("{}_linear.safetensors", args.layer.name()))
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.run.join("export").join(match args.to {
+            Form::Linear => format!("{}_linear.safetensors", args.layer.name()),
+            Form::Hf => format!("{}_hf", args.layer.name()),
+        })
     });
-    let Form::Linear = args.to;
     let (weight, bias) = layer.to_raw();
+    if let Form::Hf = args.to {
+        return export_hf(&args, &weight, &bias, &out);
+    }
     let meta = HashMap::from([
         ("source".to_string(), source.display().to_string()),
         (
@@ -101,6 +111,53 @@ pub fn run(args: ExportArgs) -> Result<()> {
         layer.k,
         layer.d,
         layer.k,
+        weight.iter().filter(|w| **w != 0.0).count()
+    );
+    Ok(())
+}
+
+/// The run's BERT / RoBERTa with `weight`/`bias` (raw features) as its classification head,
+/// written as a Hugging Face folder. Refused where the run's features are not what the HF head
+/// reads: a layer on CLS or mean-pooled features has no place in `...ForSequenceClassification`.
+fn export_hf(args: &ExportArgs, weight: &[f32], bias: &[f32], out: &std::path::Path) -> Result<()> {
+    let recipe = crate::recipe::RunRecipe::load(&args.run)?;
+    if !matches!(recipe.arch()?, crate::backbones::Arch::Bert) {
+        bail!(
+            "--to hf exports BERT / RoBERTa runs; this run's backbone is {}",
+            recipe.arch
+        );
+    }
+    let model = recipe
+        .model_path
+        .as_deref()
+        .context("the run records no model path")?;
+    let device = args.backend.device()?;
+    let encoder = bert::TextEncoder::load(&model_hub::ModelRef::parse(model)?, &device)?;
+    let source_dir = encoder
+        .weights_path()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    drop(encoder);
+    let (spec, mut net) = bert::load_network(&source_dir, &device)?;
+    let reads = match spec.arch {
+        bert::Arch::Bert => "pooler",
+        bert::Arch::Roberta => "roberta-dense",
+    };
+    if recipe.feature_mode != reads {
+        bail!(
+            "this run's layer reads {} features, and the HF classification head reads {reads} features (rerun `fit` with --feature-mode {reads} to export it as one)",
+            recipe.feature_mode
+        );
+    }
+    finetune::hf::set_classifier(&mut net, &spec, weight, bias, &device)
+        .map_err(|reason| anyhow::anyhow!("{}: {reason}", source_dir.display()))?;
+    finetune::hf::save_hf_folder(&net, &spec, &source_dir, out, &recipe.class_names)?;
+    println!(
+        "wrote {} ({} with the {} layer as its classifier: {} nonzero weights; AutoModelForSequenceClassification loads it)",
+        out.display(),
+        model,
+        args.layer.name(),
         weight.iter().filter(|w| **w != 0.0).count()
     );
     Ok(())

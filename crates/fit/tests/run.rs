@@ -406,6 +406,34 @@ fn a_finetuned_model_is_reused_and_its_head_joins_the_table() {
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["head"]["features_used"], 384);
     assert!(out.join("head.safetensors").is_file());
+
+    // The sparse layer as the folder's classifier: the same weights as the linear export.
+    let export = |to: &str, file: &std::path::Path| {
+        let e = fit()
+            .args(["export", "--to", to, "--run"])
+            .arg(&out)
+            .arg("--out")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    };
+    let (linear, hf) = (dir.join("linear.safetensors"), dir.join("hf"));
+    export("linear", &linear);
+    export("hf", &hf);
+    let (mut flat, _) = solver::io::read_safetensors(&linear).unwrap();
+    let (mut folder, _) = solver::io::read_safetensors(&hf.join("model.safetensors")).unwrap();
+    let values =
+        |t: &mut std::collections::HashMap<String, solver::io::Array>, name: &str| match t.remove(name) {
+            Some(solver::io::Array::Float { data, .. }) => data,
+            _ => panic!("{name}"),
+        };
+    assert_eq!(
+        values(&mut folder, "classifier.weight"),
+        values(&mut flat, "weight")
+    );
+    assert_eq!(values(&mut folder, "classifier.bias"), values(&mut flat, "bias"));
+    assert!(hf.join("config.json").is_file() && hf.join("tokenizer.json").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
