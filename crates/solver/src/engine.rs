@@ -354,6 +354,18 @@ impl DeviceSplit {
         })
     }
 
+    /// [`DeviceSplit::x_blocks`] as host vectors beside their spans, for the host kernels
+    /// (flex hands a fresh block's buffer over without a copy).
+    pub fn host_x_blocks(
+        &self,
+        spans: Vec<(usize, usize)>,
+    ) -> impl Iterator<Item = ((usize, usize), Vec<f32>)> + '_ {
+        spans.clone().into_iter().zip(
+            self.x_blocks(spans)
+                .map(|x| x.try_into_vec_as::<f32>().expect("f32 features")),
+        )
+    }
+
     /// The same split restricted to the feature columns listed in `columns` (the screened
     /// problem of one λ), read in place or from a copy as [`screened_columns_in_place`]
     /// decides; targets and weights are shared.
@@ -837,9 +849,7 @@ impl SagaState {
         self.gbar_w = gw.expect("a split has rows") / n;
         self.gbar_b = self.table.clone().sum_dim(0) / n;
     }
-}
 
-impl SagaState {
     /// [`SagaState::refresh_average`] of a split screened by pair: the average at the pairs
     /// only ([`crate::host::pair_average`]), zero elsewhere (weights outside the pairs are
     /// never updated). The table crosses to the host and back without a copy.
@@ -849,12 +859,7 @@ impl SagaState {
         let table = std::mem::replace(&mut self.table, Tensor::zeros([1, k], &device))
             .try_into_vec_as::<f32>()
             .expect("f32 table");
-        let spans = train.chunk_spans(k);
-        let blocks = spans.clone().into_iter().zip(
-            train
-                .x_blocks(spans)
-                .map(|x| x.try_into_vec_as::<f32>().expect("f32 features")),
-        );
+        let blocks = train.host_x_blocks(train.chunk_spans(k));
         let averages = crate::host::pair_average(blocks, &table, k, pairs);
         let mut gbar_w = vec![0f32; m * k];
         for (i, v) in pairs.dense_indices(k).zip(averages) {
@@ -1306,11 +1311,7 @@ fn pair_epoch(
     step: Step,
 ) -> (SagaState, EpochSummary) {
     let spans: Vec<(usize, usize)> = plan.order.iter().map(|&j| plan.span(j, train.n)).collect();
-    let blocks = spans.clone().into_iter().zip(
-        train
-            .x_blocks(spans)
-            .map(|x| x.try_into_vec_as::<f32>().expect("f32 features")),
-    );
+    let blocks = train.host_x_blocks(spans);
     on_host(train, state, step, |table, layer| {
         crate::host::saga_pair_epoch(
             blocks,

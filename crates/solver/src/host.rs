@@ -249,10 +249,9 @@ fn saga_epoch_portable(
             }
         }
         loss += batch_loss;
-        let (w, gbar_w) = (&mut layer.wt, &mut layer.gbar_w);
         batch_step(
-            w,
-            gbar_w,
+            &mut layer.wt,
+            &mut layer.gbar_w,
             &gsum,
             &mut layer.b,
             &mut layer.gbar_b,
@@ -336,10 +335,16 @@ impl PairSet {
         self.offsets.len() - 1
     }
 
+    /// Where feature `j`'s pairs are, in `classes` and in any per-pair vector.
+    #[inline(always)]
+    pub fn span(&self, j: usize) -> std::ops::Range<usize> {
+        self.offsets[j]..self.offsets[j + 1]
+    }
+
     /// The row-major index `j·K + c` of each pair in an `[m, K]` layer, in pair order.
     pub fn dense_indices(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
         (0..self.features()).flat_map(move |j| {
-            self.classes[self.offsets[j]..self.offsets[j + 1]]
+            self.classes[self.span(j)]
                 .iter()
                 .map(move |&c| j * k + c as usize)
         })
@@ -404,7 +409,7 @@ fn saga_pair_epoch_portable(
     let dense: Vec<usize> = pairs.dense_indices(k).collect();
     let mut wp: Vec<f32> = dense.iter().map(|&i| layer.wt[i]).collect();
     let mut gbar: Vec<f32> = dense.iter().map(|&i| layer.gbar_w[i]).collect();
-    let (offsets, classes) = (&pairs.offsets, &pairs.classes);
+    let classes = &pairs.classes;
     let mut row = vec![0f32; k];
     let mut gsum = vec![0f32; wp.len()];
     let mut dsum = vec![0f32; k];
@@ -419,7 +424,7 @@ fn saga_pair_epoch_portable(
             row.copy_from_slice(&layer.b);
             for (j, &xj) in xi.iter().enumerate() {
                 if xj != 0.0 {
-                    let span = offsets[j]..offsets[j + 1];
+                    let span = pairs.span(j);
                     for (&c, &w) in classes[span.clone()].iter().zip(&wp[span]) {
                         row[c as usize] += xj * w;
                     }
@@ -428,7 +433,7 @@ fn saga_pair_epoch_portable(
             batch_loss += multinomial_batch_portable(&mut row, labels, weights, table, i, &mut dsum);
             for (j, &xj) in xi.iter().enumerate() {
                 if xj != 0.0 {
-                    let span = offsets[j]..offsets[j + 1];
+                    let span = pairs.span(j);
                     for (&c, g) in classes[span.clone()].iter().zip(&mut gsum[span]) {
                         *g += xj * row[c as usize];
                     }
@@ -474,7 +479,7 @@ pub fn pair_average(
             let trow = &table[i * k..(i + 1) * k];
             for (j, &xj) in x[r * m..(r + 1) * m].iter().enumerate() {
                 if xj != 0.0 {
-                    let span = pairs.offsets[j]..pairs.offsets[j + 1];
+                    let span = pairs.span(j);
                     for (&c, s) in pairs.classes[span.clone()].iter().zip(&mut sum[span]) {
                         *s += xj as f64 * trow[c as usize] as f64;
                     }

@@ -617,9 +617,11 @@ fn solve_screened(
         config.screen_pairs && k >= PAIR_SCREEN_MIN_OUTPUTS && train.pairs_apply(step.family, step.group);
     let device = train.device();
     let wt_host = host(&state.wt);
-    let nonzero_features = (0..d)
-        .filter(|&j| wt_host[j * k..(j + 1) * k].iter().any(|&v| v != 0.0))
-        .count();
+    let nonzero: Vec<bool> = wt_host
+        .chunks_exact(k)
+        .map(|row| row.iter().any(|&v| v != 0.0))
+        .collect();
+    let nonzero_features = nonzero.iter().filter(|&&nz| nz).count();
     let nonzero_pairs = wt_host.iter().filter(|&&v| v != 0.0).count();
     // The set holds every nonzero weight: when they alone are more than half the features
     // (and too many pairs to pay), SAGA runs on all features and the strong rule's gradient
@@ -635,22 +637,23 @@ fn solve_screened(
     // Strong rule; a zero weight already optimal at the warm start is left to the KKT check
     // (at λ_max that leaves nothing to solve: W = 0 and the intercept optimum are the answer).
     let strong = step.alpha * (2.0 * step.lambda - prev_lambda);
-    let keeps = |w: f32, s: f32| w != 0.0 || (s as f64 >= strong && s as f64 > allowed);
+    let keeps = |nonzero: bool, s: f32| nonzero || (s as f64 >= strong && s as f64 > allowed);
     let mut kept = if by_pair {
         let g = host(&start_grad.0);
-        Kept::Pairs(wt_host.iter().zip(&g).map(|(&w, &g)| keeps(w, g.abs())).collect())
+        Kept::Pairs(
+            wt_host
+                .iter()
+                .zip(&g)
+                .map(|(&w, &g)| keeps(w != 0.0, g.abs()))
+                .collect(),
+        )
     } else {
         let scores = engine::feature_scores(&start_grad.0, step.group);
         Kept::Features(
-            (0..d)
-                .map(|j| {
-                    keeps(
-                        wt_host[j * k..(j + 1) * k]
-                            .iter()
-                            .fold(0f32, |a, v| a.max(v.abs())),
-                        scores[j],
-                    )
-                })
+            nonzero
+                .iter()
+                .zip(&scores)
+                .map(|(&nz, &s)| keeps(nz, s))
                 .collect(),
         )
     };
