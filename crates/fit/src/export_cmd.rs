@@ -35,12 +35,9 @@ enum Which {
 }
 
 impl Which {
-    fn file(self) -> &'static str {
-        match self {
-            Which::Selected => "selected.safetensors",
-            Which::Dense => "dense.safetensors",
-            Which::Head => "head.safetensors",
-        }
+    /// The run's file of this layer.
+    fn file(self) -> String {
+        format!("{}.safetensors", self.name())
     }
 
     fn name(self) -> &'static str {
@@ -132,13 +129,12 @@ fn export_hf(args: &ExportArgs, weight: &[f32], bias: &[f32], out: &std::path::P
         .as_deref()
         .context("the run records no model path")?;
     let device = args.backend.device()?;
-    let encoder = bert::TextEncoder::load(&model_hub::ModelRef::parse(model)?, &device)?;
-    let source_dir = encoder
-        .weights_path()
+    // The folder of the run's weights (a hub id resolves to its cached snapshot).
+    let weights = model_hub::ModelRef::parse(model)?.first_of(&["model.safetensors", "pytorch_model.bin"])?;
+    let source_dir = weights
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    drop(encoder);
     let (spec, mut net) = bert::load_network(&source_dir, &device)?;
     let reads = match spec.arch {
         bert::Arch::Bert => "pooler",

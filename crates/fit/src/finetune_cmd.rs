@@ -166,44 +166,10 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
             ..bert::LoadOptions::default()
         },
     )?;
-    let train_set = examples(&data.train, &encoder, "train")?;
-    let val = examples(val_set, &encoder, "val")?;
-    let test = data
-        .test
-        .as_ref()
-        .map(|t| examples(t, &encoder, "test"))
-        .transpose()?;
-    let class_names = &data.train.class_names;
-    let source_dir: PathBuf = encoder
-        .weights_path()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    // A finished model made from the same weights, data, seed and settings is reused: checked
+    // before the texts are tokenized and the training network is loaded.
     let weights_sha256 = encoder.weights_fingerprint();
     let data_fingerprint = datasets::fingerprint(&data)?;
-    drop(encoder);
-
-    // The trainable network on the autodiff device, with a head of the dataset's classes.
-    let train_device = device.clone().autodiff();
-    train_device.seed(args.random_seed);
-    let (spec, mut net) = bert::load_network(&source_dir, &train_device)?;
-    let k = class_names.len();
-    let head_added = finetune::hf::add_classifier_head(&mut net, &spec, k, &train_device);
-    if verbose {
-        eprintln!(
-            "fine-tuning {} on {kind}: train {}, val {}, test {}; {} classes{}",
-            reference.display_name(),
-            train_set.len(),
-            val.len(),
-            test.as_ref().map_or(0, Vec::len),
-            k,
-            if head_added {
-                " (new classification head)"
-            } else {
-                ""
-            }
-        );
-    }
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -228,6 +194,42 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
             args.out.display()
         );
         return Ok(());
+    }
+    let train_set = examples(&data.train, &encoder, "train")?;
+    let val = examples(val_set, &encoder, "val")?;
+    let test = data
+        .test
+        .as_ref()
+        .map(|t| examples(t, &encoder, "test"))
+        .transpose()?;
+    let class_names = &data.train.class_names;
+    let source_dir: PathBuf = encoder
+        .weights_path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    drop(encoder);
+
+    // The trainable network on the autodiff device, with a head of the dataset's classes.
+    let train_device = device.clone().autodiff();
+    train_device.seed(args.random_seed);
+    let (spec, mut net) = bert::load_network(&source_dir, &train_device)?;
+    let k = class_names.len();
+    let head_added = finetune::hf::add_classifier_head(&mut net, &spec, k, &train_device);
+    if verbose {
+        eprintln!(
+            "fine-tuning {} on {kind}: train {}, val {}, test {}; {} classes{}",
+            reference.display_name(),
+            train_set.len(),
+            val.len(),
+            test.as_ref().map_or(0, Vec::len),
+            k,
+            if head_added {
+                " (new classification head)"
+            } else {
+                ""
+            }
+        );
     }
     let val_accuracy_before = accuracy(&net, &spec, &val, args.batch_size);
     let steps = train_set.len().div_ceil(args.batch_size.max(1)) * args.epochs;
