@@ -73,7 +73,7 @@ pub fn standardize(layer: &Layer, raw_row: &[f32]) -> Vec<f32> {
 /// Logits in f64, the precision every comparison here is made in (a flip decided by the last
 /// f32 ulp of a sum would be noise, and the incremental updates of [`misclass`] must agree with
 /// a full recomputation).
-pub(crate) fn logits_f64(layer: &Layer, raw_row: &[f32]) -> Vec<f64> {
+pub fn logits_f64(layer: &Layer, raw_row: &[f32]) -> Vec<f64> {
     let z = standardize(layer, raw_row);
     layer
         .weight

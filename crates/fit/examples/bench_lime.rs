@@ -14,11 +14,11 @@
 #[global_allocator]
 static GLOBAL: backend::allocator::MiMalloc = backend::allocator::MiMalloc;
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bert::{FeatureMode, TextEncoder};
 use burn::tensor::Device;
+use fit::recipe::data_dir;
 use image::RgbImage;
 use interpret::lime::{explain, LimeConfig, MaskScheme};
 use interpret::superpixels::{perturb, slic, Fill, DEFAULT_COMPACTNESS, DEFAULT_N_SEGMENTS};
@@ -59,12 +59,6 @@ fn parse_args() -> Args {
         }
     }
     a
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("FIT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
 }
 
 struct Row {

@@ -475,3 +475,18 @@ pub fn lime_batch(asked: Option<usize>, backend: BackendKind, text: bool, run_ba
         (None, _) => run_batch.max(1),
     }
 }
+
+/// The backbone's description with paths cut to their file names, for plot titles.
+pub fn short_name(backbone: &str) -> String {
+    backbone
+        .split_whitespace()
+        .map(|t| {
+            std::path::Path::new(t)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .filter(|_| t.contains('/') && std::path::Path::new(t).exists())
+                .unwrap_or(t)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

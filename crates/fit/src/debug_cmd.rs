@@ -10,19 +10,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use datasets::{Examples, Labels};
-use debug::{
-    bias_probe, counterfactuals, single_feature_fixes, Candidates, CounterfactualConfig,
-    CounterfactualResult, MisclassResult, Placement, ProbeResult,
-};
+use debug::{bias_probe, counterfactuals, single_feature_fixes, Candidates, CounterfactualConfig, Placement};
 use interpret::lime::LimeConfig;
-use interpret::report::{Block, Figure, Section, Table, TextExample};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use solver::BackendKind;
 
-use crate::interpret_cmd::{progress_bar, InterpretOutput, LoadedRun};
+use crate::progress::progress_bar;
+use crate::run_folder::{DebugOutput, ErrorExample, LoadedRun, RunFolder};
 
 #[derive(Args, Debug, Clone)]
 pub struct DebugArgs {
@@ -72,41 +68,6 @@ pub struct DebugArgs {
     pub quiet: bool,
 }
 
-/// One fixed error as the report shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorExample {
-    pub index: usize,
-    pub label: String,
-    pub predicted: String,
-    pub feature: usize,
-    pub text: Option<String>,
-    /// Top sentences of the feature (text runs).
-    pub feature_texts: Vec<String>,
-    /// The error beside the feature's prototypes (image runs), relative to the run folder.
-    pub picture: Option<String>,
-}
-
-/// `debug.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DebugOutput {
-    pub split: String,
-    pub class_names: Vec<String>,
-    pub seed: u64,
-    pub probe: Option<ProbeResult>,
-    pub probe_class: Option<String>,
-    pub counterfactuals: Option<CounterfactualResult>,
-    pub counterfactual_note: Option<String>,
-    /// Layer name → single-feature fixes of its errors.
-    pub misclassifications: BTreeMap<String, MisclassResult>,
-    /// The rows the misclassification indices refer to, when unreadable examples were dropped.
-    pub row_indices: Option<Vec<usize>>,
-    pub error_examples: Vec<ErrorExample>,
-}
-
-pub fn output_path(run: &Path) -> PathBuf {
-    run.join("debug.json")
-}
-
 fn class_index(names: &[String], spec: &str) -> Result<usize> {
     if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(spec)) {
         return Ok(i);
@@ -147,8 +108,14 @@ pub fn run(args: DebugArgs) -> Result<()> {
     let verbose = !args.quiet;
     let run_dir = args.run.clone();
     let loaded = LoadedRun::open(&run_dir)?;
-    let interpretation = InterpretOutput::load(&run_dir)
-        .with_context(|| format!("run `fit interpret --run {}` first", run_dir.display()))?;
+    let folder = RunFolder::new(&run_dir);
+    let interpretation = folder.interpretation()?.with_context(|| {
+        format!(
+            "{} has no interpret.json: run `fit interpret --run {}` first",
+            run_dir.display(),
+            run_dir.display()
+        )
+    })?;
     let set = loaded.split_set();
     let acts = loaded.activations()?;
     let d = loaded.sparse.d;
@@ -370,267 +337,12 @@ pub fn run(args: DebugArgs) -> Result<()> {
     }
     drop(backbone);
 
-    solver::io::write_atomic(&output_path(&run_dir), &serde_json::to_vec_pretty(&output)?)?;
+    solver::io::write_atomic(&folder.debugging_path(), &serde_json::to_vec_pretty(&output)?)?;
     let report = crate::report_cmd::write_report(&run_dir)?;
     println!(
         "wrote {} and {}",
-        output_path(&run_dir).display(),
+        folder.debugging_path().display(),
         report.display()
     );
     Ok(())
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.1}%", 100.0 * v)
-}
-
-fn ci(c: (f64, f64)) -> String {
-    format!("{:.1}–{:.1}%", 100.0 * c.0, 100.0 * c.1)
-}
-
-/// The report's debugging section, when `fit debug` has run on this folder.
-pub fn report_section(run: &Path) -> Result<Option<Section>> {
-    let path = output_path(run);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let out: DebugOutput = serde_json::from_slice(&std::fs::read(&path)?)
-        .with_context(|| format!("{} is not debug output", path.display()))?;
-    let names = &out.class_names;
-    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
-    let mut blocks = Vec::new();
-
-    if let Some(p) = &out.probe {
-        blocks.push(Block::Paragraph(format!(
-            "Bias probe: each word was {} to the same {} {} inputs{}, seed {}; a flip is a changed prediction, Δp the mean change of the originally predicted class's probability.",
-            match p.placement {
-                Placement::Append => "appended",
-                Placement::Prepend => "prepended",
-            },
-            p.inputs,
-            out.split,
-            out.probe_class.as_ref().map(|c| format!(" predicted {c} by the sparse layer")).unwrap_or_default(),
-            out.seed
-        )));
-        let layer_cells = |w: &debug::WordProbe| -> Vec<String> {
-            let mut cells = vec![w.word.clone()];
-            for l in &w.layers {
-                cells.push(format!(
-                    "{}/{} = {} ({})",
-                    l.flips,
-                    l.inputs,
-                    pct(l.flip_rate),
-                    ci(l.flip_ci)
-                ));
-                cells.push(format!("{:+.3}", l.mean_prob_shift));
-            }
-            cells.push(
-                w.layers[0]
-                    .moved
-                    .iter()
-                    .take(3)
-                    .map(|m| format!("f{} ({:+.3})", m.feature, m.margin_change))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-            cells
-        };
-        let mut rows: Vec<Vec<String>> = p.ranked(0).into_iter().map(layer_cells).collect();
-        rows.push(layer_cells(&p.all_words));
-        blocks.push(Block::Table(Table {
-            caption: "Words ranked by the sparse layer's flip rate (95% Wilson intervals); the sparse features that moved most, with their mean change of the predicted class's margin".into(),
-            header: ["word", "sparse flips", "sparse Δp", "dense flips", "dense Δp", "sparse features moved"]
-                .map(String::from)
-                .to_vec(),
-            rows,
-        }));
-    }
-
-    if let Some(c) = &out.counterfactuals {
-        blocks.push(Block::Paragraph(format!(
-            "Counterfactuals: {} sentences sampled (seed {}) from the {} that both layers predict {}. In each, the word that most raises one of the layer's top features for {} (by LIME weight × layer weight) is replaced everywhere by that feature's most negative word-cloud word; a flip is a prediction that is no longer {}. LIME cost {} forward passes.",
-            c.sampled.len(),
-            out.seed,
-            c.eligible,
-            name(c.from_class),
-            name(c.from_class),
-            name(c.from_class),
-            c.lime_forward_passes
-        )));
-        blocks.push(Block::Table(Table {
-            caption:
-                "Flip rate of the counterfactual swaps (over the sampled sentences; 95% Wilson interval)"
-                    .into(),
-            header: [
-                "layer",
-                "candidate features",
-                "sentences",
-                "swaps made",
-                "flips",
-                "flip rate",
-                "95% CI",
-                "flips / swaps",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows: c
-                .layers
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.layer.clone(),
-                        l.candidates
-                            .iter()
-                            .map(|f| format!("f{f}"))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        l.attempted.to_string(),
-                        l.swapped.to_string(),
-                        l.flips.to_string(),
-                        pct(l.flip_rate),
-                        ci(l.flip_ci),
-                        pct(l.flip_rate_of_swaps),
-                    ]
-                })
-                .collect(),
-        }));
-        for l in &c.layers {
-            let examples: Vec<TextExample> = l
-                .swaps
-                .iter()
-                .take(6)
-                .map(|s| TextExample {
-                    text: s.text.clone(),
-                    value: s.prob_after as f32,
-                    note: format!(
-                        "{} layer: “{}” → “{}” via f{}, p({}) {:.3} → {:.3}{}",
-                        l.layer,
-                        s.word,
-                        s.replacement,
-                        s.feature,
-                        name(c.from_class),
-                        s.prob_before,
-                        s.prob_after,
-                        if s.flipped { ", flipped" } else { "" }
-                    ),
-                })
-                .collect();
-            if !examples.is_empty() {
-                blocks.push(Block::Examples(examples));
-            }
-        }
-    } else if let Some(note) = &out.counterfactual_note {
-        blocks.push(Block::Paragraph(format!("Counterfactuals: {note}.")));
-    }
-
-    if !out.misclassifications.is_empty() {
-        blocks.push(Block::Paragraph(format!(
-            "Misclassifications: for each error on the {} split, is there one feature whose zeroing (the feature does not fire) makes the prediction right?",
-            out.split
-        )));
-        blocks.push(Block::Table(Table {
-            caption: "Errors fixed by zeroing a single feature (95% Wilson interval)".into(),
-            header: [
-                "layer",
-                "examples",
-                "errors",
-                "fixed by one feature",
-                "share",
-                "95% CI",
-                "features tried",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows: out
-                .misclassifications
-                .iter()
-                .rev()
-                .map(|(layer, m)| {
-                    vec![
-                        layer.clone(),
-                        m.examples.to_string(),
-                        m.errors.to_string(),
-                        m.fixed.to_string(),
-                        pct(m.share_fixed),
-                        ci(m.share_ci),
-                        m.candidates.to_string(),
-                    ]
-                })
-                .collect(),
-        }));
-        if let Some(m) = out.misclassifications.get("sparse") {
-            blocks.push(Block::Table(Table {
-                caption: "Confusion pairs of the sparse layer and the features whose zeroing fixes them"
-                    .into(),
-                header: [
-                    "true → predicted",
-                    "errors",
-                    "fixed",
-                    "fixing features (errors fixed)",
-                ]
-                .map(String::from)
-                .to_vec(),
-                rows: m
-                    .confusions
-                    .iter()
-                    .take(12)
-                    .map(|p| {
-                        vec![
-                            format!("{} → {}", name(p.truth), name(p.predicted)),
-                            p.errors.to_string(),
-                            p.fixed.to_string(),
-                            p.features
-                                .iter()
-                                .map(|f| format!("f{} ({})", f.feature, f.fixes))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        ]
-                    })
-                    .collect(),
-            }));
-        }
-        let figures: Vec<Figure> = out
-            .error_examples
-            .iter()
-            .filter_map(|e| {
-                e.picture.as_ref().map(|src| Figure {
-                    src: src.clone(),
-                    alt: format!(
-                        "Test image {} ({}, predicted {}) beside the top images of feature {}, whose zeroing fixes it",
-                        e.index, e.label, e.predicted, e.feature
-                    ),
-                    caption: format!(
-                        "#{}: {} predicted {}; zeroing feature {} fixes it (right: that feature's top images)",
-                        e.index, e.label, e.predicted, e.feature
-                    ),
-                })
-            })
-            .collect();
-        if !figures.is_empty() {
-            blocks.push(Block::Figures(figures));
-        }
-        let texts: Vec<String> = out
-            .error_examples
-            .iter()
-            .filter_map(|e| {
-                e.text.as_ref().map(|t| {
-                    format!(
-                        "“{t}” ({} predicted {}): zeroing feature {} fixes it; that feature's top sentences: {}",
-                        e.label,
-                        e.predicted,
-                        e.feature,
-                        e.feature_texts.iter().take(3).map(|s| format!("“{s}”")).collect::<Vec<_>>().join(" · ")
-                    )
-                })
-            })
-            .collect();
-        if !texts.is_empty() {
-            blocks.push(Block::List(texts));
-        }
-    }
-    Ok(Some(Section {
-        id: "debug".into(),
-        title: "Debugging with the sparse layer".into(),
-        blocks,
-    }))
 }

@@ -6,14 +6,16 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
+use crate::run_folder::{LayerKind, RunFolder};
+
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// A finished `fit` (or `fit path`) output folder.
     #[arg(long)]
     run: PathBuf,
     /// Which layer: the selected sparse one, the ridge dense one, or the network's own head.
-    #[arg(long, value_enum, default_value_t = Which::Selected)]
-    layer: Which,
+    #[arg(long, value_enum, default_value_t = LayerKind::Selected)]
+    layer: LayerKind,
     /// The form: `linear` is a safetensors file with exactly `weight [K, D]` and `bias [K]`,
     /// the standardization folded in, for `torch.nn.Linear(D, K).load_state_dict(..,
     /// strict=True)` on the raw features.
@@ -28,28 +30,6 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Which {
-    Selected,
-    Dense,
-    Head,
-}
-
-impl Which {
-    /// The run's file of this layer.
-    fn file(self) -> String {
-        format!("{}.safetensors", self.name())
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Which::Selected => "selected",
-            Which::Dense => "dense",
-            Which::Head => "head",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Form {
     Linear,
     /// A Hugging Face sequence-classification folder: the run's BERT / RoBERTa with the layer
@@ -59,19 +39,9 @@ enum Form {
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
-    let source = args.run.join(args.layer.file());
-    if !source.is_file() {
-        bail!(
-            "{} has no {}: {}",
-            args.run.display(),
-            args.layer.file(),
-            match args.layer {
-                Which::Head => "the run's network has no head that reads its features",
-                _ => "the run did not finish; rerun its `fit` command to complete it",
-            }
-        );
-    }
-    let layer = solver::Layer::load(&source)?;
+    let folder = RunFolder::new(&args.run);
+    let source = folder.layer_path(args.layer);
+    let layer = folder.layer(args.layer)?;
     let out = args.out.clone().unwrap_or_else(|| {
         args.run.join("export").join(match args.to {
             Form::Linear => format!("{}_linear.safetensors", args.layer.name()),
@@ -117,7 +87,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
 /// written as a Hugging Face folder. Refused where the run's features are not what the HF head
 /// reads: a layer on CLS or mean-pooled features has no place in `...ForSequenceClassification`.
 fn export_hf(args: &ExportArgs, weight: &[f32], bias: &[f32], out: &std::path::Path) -> Result<()> {
-    let recipe = crate::recipe::RunRecipe::load(&args.run)?;
+    let recipe = RunFolder::new(&args.run).recipe()?;
     if !matches!(recipe.arch()?, crate::backbones::Arch::Bert) {
         bail!(
             "--to hf exports BERT / RoBERTa runs; this run's backbone is {}",

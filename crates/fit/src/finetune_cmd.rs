@@ -148,7 +148,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     if !kind.is_text() {
         bail!("fit finetune trains text classifiers; --dataset {kind} is an image dataset");
     }
-    let dataset_path = crate::run_cmd::dataset_path(kind, args.dataset_path.as_deref())?;
+    let dataset_path = crate::recipe::dataset_path(kind, args.dataset_path.as_deref())?;
     let options = recipe::load_options(args.random_seed, args.val_frac, false, &[]);
     let data = recipe::load_data(kind, &dataset_path, &options, args.max_examples, args.random_seed)?;
     let val_set = data
@@ -235,7 +235,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let steps = train_set.len().div_ceil(args.batch_size.max(1)) * args.epochs;
     // A bar on a terminal; in a log, a line every 5% of the steps and one per epoch.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let bar = crate::interpret_cmd::progress_bar(steps, "fine-tuning", verbose && terminal);
+    let bar = crate::progress::progress_bar(steps, "fine-tuning", verbose && terminal);
     let log_every = (steps / 20).max(1);
     let mut loss_window = (0.0, 0usize);
     // The loop's state after every epoch, so an interrupted run resumes where it stopped.

@@ -6,19 +6,20 @@
 //! `report/`, and `report.html`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use datasets::Examples;
-use features::FeatureCache;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use interpret::lime::{LimeConfig, LimeError};
-use interpret::reading::{self, FeatureReading, LimeStats, ReadConfig};
-use serde::{Deserialize, Serialize};
+use interpret::reading::{self, ReadConfig};
 use solver::{BackendKind, Layer};
 
-use crate::recipe::RunRecipe;
+use crate::progress::progress_bar;
+use crate::run_folder::{
+    class_features, ClassFeatures, ExampleInfo, FeaturePictures, InterpretOutput, LoadedRun, RunFolder,
+    VisualizedFeature,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct InterpretArgs {
@@ -74,194 +75,6 @@ pub struct InterpretArgs {
     pub backend: BackendKind,
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-/// A feature a class section shows, with the layer's weight.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WeightedFeature {
-    pub feature: usize,
-    pub weight: f32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClassFeatures {
-    pub name: String,
-    /// Every feature the sparse layer uses for this class, largest |weight| first.
-    pub sparse: Vec<WeightedFeature>,
-    /// How many of `sparse` the report shows.
-    pub sparse_shown: usize,
-    pub sparse_bias: f32,
-    /// The dense layer's top features by |weight|.
-    pub dense: Vec<WeightedFeature>,
-    /// Coefficient-path plot of the shown sparse features, relative to the run folder.
-    pub coefficient_plot: Option<String>,
-}
-
-/// An example shown in the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExampleInfo {
-    /// The sentence, for text runs.
-    pub text: Option<String>,
-    pub label: String,
-}
-
-/// The pictures of one feature, relative to the run folder.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FeaturePictures {
-    pub word_cloud: Option<String>,
-    pub prototypes: Option<String>,
-    pub lime: Option<String>,
-    /// Gradient-ascent visualization (image runs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub feature_vis: Option<String>,
-}
-
-/// A visualized feature's pre-activation (what the ascent maximizes) on its image and on a
-/// mid-gray one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VisualizedFeature {
-    pub feature: usize,
-    pub activation: f32,
-    pub gray_activation: f32,
-}
-
-/// `interpret.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InterpretOutput {
-    /// Split the prototypes come from.
-    pub split: String,
-    pub n_examples: usize,
-    pub is_text: bool,
-    pub classes: Vec<ClassFeatures>,
-    pub readings: Vec<FeatureReading>,
-    pub examples: BTreeMap<usize, ExampleInfo>,
-    pub pictures: BTreeMap<usize, FeaturePictures>,
-    pub lime: LimeStats,
-    #[serde(default)]
-    pub visualized: Vec<VisualizedFeature>,
-    #[serde(default)]
-    pub feature_vis_seconds: f64,
-    pub lime_samples: usize,
-    pub lime_inputs: usize,
-    pub kernel_width: f64,
-    pub segments: usize,
-    pub seed: u64,
-}
-
-pub fn output_path(run: &Path) -> PathBuf {
-    run.join("interpret.json")
-}
-
-impl InterpretOutput {
-    pub fn load(run: &Path) -> Result<Self> {
-        let path = output_path(run);
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is not interpret output", path.display()))
-    }
-
-    pub fn reading(&self, feature: usize) -> Option<&FeatureReading> {
-        self.readings.iter().find(|r| r.feature == feature)
-    }
-}
-
-/// A class's nonzero weights, largest |weight| first (ties: lower feature index).
-pub fn class_features(layer: &Layer, class: usize) -> Vec<WeightedFeature> {
-    let row = &layer.weight[class * layer.d..(class + 1) * layer.d];
-    let mut v: Vec<WeightedFeature> = row
-        .iter()
-        .enumerate()
-        .filter(|(_, w)| **w != 0.0)
-        .map(|(feature, &weight)| WeightedFeature { feature, weight })
-        .collect();
-    v.sort_by(|a, b| {
-        b.weight
-            .abs()
-            .total_cmp(&a.weight.abs())
-            .then(a.feature.cmp(&b.feature))
-    });
-    v
-}
-
-/// Everything the later stages need from a finished run.
-pub struct LoadedRun {
-    pub recipe: RunRecipe,
-    pub data: datasets::DatasetSplits,
-    pub cache: FeatureCache,
-    pub sparse: Layer,
-    pub dense: Layer,
-    /// `test`, or `val` when the dataset has no test split.
-    pub split: &'static str,
-}
-
-impl LoadedRun {
-    pub fn open(run: &Path) -> Result<Self> {
-        let recipe = RunRecipe::load(run)?;
-        if !run.join("metrics.json").is_file() {
-            bail!(
-                "{} has no metrics.json: the run did not finish; rerun its `fit` command to complete it",
-                run.display()
-            );
-        }
-        let data = recipe.load_data()?;
-        let cache = FeatureCache::open_existing(&recipe.cache)?;
-        let fingerprint = datasets::fingerprint(&data)?;
-        if fingerprint != cache.manifest().dataset_fingerprint {
-            bail!(
-                "the dataset at {} changed since the run (its fingerprint differs from the feature cache's): rerun `fit`",
-                recipe.dataset_path.display()
-            );
-        }
-        let sparse = Layer::load(&run.join("selected.safetensors"))?;
-        let dense = Layer::load(&run.join("dense.safetensors"))?;
-        let split = if data.test.is_some() { "test" } else { "val" };
-        Ok(LoadedRun {
-            recipe,
-            data,
-            cache,
-            sparse,
-            dense,
-            split,
-        })
-    }
-
-    pub fn split_set(&self) -> &datasets::LabeledSet {
-        match self.split {
-            "test" => self.data.test.as_ref().expect("checked at open"),
-            _ => self.data.val.as_ref().expect("a finished run has a val split"),
-        }
-    }
-
-    /// The split's raw (cached, unstandardized) features `[n, d]`; unreadable examples are NaN.
-    pub fn activations(&self) -> Result<Vec<f32>> {
-        Ok(self.cache.load(self.split)?.x.into_f32())
-    }
-
-    pub fn label_name(&self, i: usize) -> String {
-        let set = self.split_set();
-        match &set.labels {
-            datasets::Labels::Class(c) => set.class_names.get(c[i] as usize).cloned().unwrap_or_default(),
-            datasets::Labels::Multi(rows) => rows[i]
-                .iter()
-                .zip(&set.class_names)
-                .filter(|(v, _)| **v > 0.5)
-                .map(|(_, n)| n.as_str())
-                .collect::<Vec<_>>()
-                .join("+"),
-        }
-    }
-}
-
-pub(crate) fn progress_bar(len: usize, what: &str, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>16} [{elapsed_precise}] {wide_bar} {pos}/{len} (eta {eta})")
-            .expect("valid template"),
-    );
-    bar.set_message(what.to_string());
-    bar
 }
 
 fn forward_error(e: anyhow::Error) -> LimeError {
@@ -615,11 +428,14 @@ pub fn run(args: InterpretArgs) -> Result<()> {
         segments: args.segments,
         seed: args.seed,
     };
-    solver::io::write_atomic(&output_path(&run_dir), &serde_json::to_vec_pretty(&output)?)?;
+    solver::io::write_atomic(
+        &RunFolder::new(&run_dir).interpretation_path(),
+        &serde_json::to_vec_pretty(&output)?,
+    )?;
     let report = crate::report_cmd::write_report(&run_dir)?;
     println!(
         "wrote {} and {}",
-        output_path(&run_dir).display(),
+        RunFolder::new(&run_dir).interpretation_path().display(),
         report.display()
     );
     Ok(())

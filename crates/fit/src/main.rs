@@ -5,18 +5,10 @@
 //! tables. `fit` alone runs the offline default job. `fit path` runs the path on feature files a
 //! user already has (`.npy` pairs or safetensors with `features`/`labels`).
 
-mod backbones;
-mod debug_cmd;
-mod export_cmd;
-mod finetune_cmd;
-mod floor_cmd;
-mod interpret_cmd;
-mod path_cmd;
-mod recipe;
-mod report_cmd;
-mod run_cmd;
-
 use clap::{Parser, Subcommand};
+use fit::{
+    debug_cmd, export_cmd, finetune_cmd, floor_cmd, interpret_cmd, path_cmd, predict, report_cmd, run_cmd,
+};
 
 /// The solver allocates a fresh mini-batch (|B|×d floats) and a few small tensors per step, the
 /// backbones a fresh buffer per activation; with the system allocator each multi-megabyte buffer
@@ -24,10 +16,6 @@ use clap::{Parser, Subcommand};
 /// 50,000×2,048 benchmark (0.55 s vs 0.23 s per epoch). See `backend::allocator`.
 #[global_allocator]
 static GLOBAL: backend::allocator::MiMalloc = backend::allocator::MiMalloc;
-
-/// How long the path keeps freed pages (ms): its step buffers recur within milliseconds; its
-/// screened copies of X (hundreds of MB at ImageNet size, one size per λ) are then returned.
-pub(crate) const PATH_PURGE_DELAY_MS: u32 = 1000;
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +51,9 @@ enum Command {
     /// warmup and linear decay, dropout, clipping, early stopping) and write it as a Hugging
     /// Face model folder for `fit --model-path`.
     Finetune(finetune_cmd::FinetuneArgs),
+    /// The debuggable network on new inputs: sentences (arguments, --file or stdin) or image
+    /// files and folders; each prediction with the features that decided it.
+    Predict(predict::PredictArgs),
     /// Export a run's decision layer: `--to linear` writes `weight [K, D]` and `bias [K]`
     /// with the standardization folded in, for a strict `torch.nn.Linear` load.
     Export(export_cmd::ExportArgs),
@@ -79,6 +70,7 @@ fn main() {
             Some(Command::Debug(args)) => debug_cmd::run(args),
             Some(Command::Finetune(args)) => finetune_cmd::run(args),
             Some(Command::Export(args)) => export_cmd::run(args),
+            Some(Command::Predict(args)) => predict::run(args),
             Some(Command::Report(args)) => {
                 report_cmd::write_report(&args.run).map(|p| println!("wrote {}", p.display()))
             }

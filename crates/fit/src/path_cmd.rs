@@ -133,14 +133,14 @@ pub struct PathArgs {
 
 /// Where `--stream` reads the feature rows from.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum StreamFrom {
+pub enum StreamFrom {
     Memory,
     Disk,
 }
 
 /// What `path.json` holds: the path, the selection, and where the files are.
 #[derive(Serialize)]
-pub(crate) struct PathReport<'a> {
+pub struct PathReport<'a> {
     #[serde(flatten)]
     path: &'a PathResult,
     selection: &'a Selection,
@@ -316,7 +316,7 @@ pub fn run(args: PathArgs) -> Result<()> {
 
 /// Nonzero weights per class for a terminal: every count for a few classes, min / median /
 /// max beyond ten (K = 1,000 would print a thousand numbers).
-pub(crate) fn per_class_summary(counts: &[usize]) -> String {
+pub fn per_class_summary(counts: &[usize]) -> String {
     if counts.len() <= 10 {
         return format!("{counts:?}");
     }
@@ -332,7 +332,7 @@ pub(crate) fn per_class_summary(counts: &[usize]) -> String {
 }
 
 /// Copy the selected layer to `selected.safetensors` and write `path.json`, both atomically.
-pub(crate) fn write_path_outputs(
+pub fn write_path_outputs(
     out: &std::path::Path,
     result: &PathResult,
     selection: &Selection,

@@ -167,3 +167,36 @@ pub fn load_data(
     }
     Ok(data)
 }
+
+/// The data folder `cargo xtask fetch` fills: `$FIT_DATA_DIR`, else `./data`, else the
+/// workspace's `data/` (where `cargo run` finds it).
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FIT_DATA_DIR") {
+        return d.into();
+    }
+    let local = PathBuf::from("data");
+    if local.join("pkg").is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+/// The dataset's folder or file: the one given, else where `cargo xtask fetch` puts the
+/// offline datasets (an error naming the command when it has not run).
+pub fn dataset_path(kind: DatasetKind, given: Option<&Path>) -> Result<PathBuf> {
+    let data = data_dir();
+    let path = match (given, kind) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, DatasetKind::RottenTomatoes) => data.join(datasets::fetched::ROTTEN_TOMATOES),
+        (None, DatasetKind::FashionMnist) => data.join(datasets::fetched::FASHION_MNIST),
+        (None, _) => bail!("--dataset-path is required for --dataset {kind}"),
+    };
+    if given.is_none() && !path.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask fetch` first (it downloads the offline data into {})",
+            path.display(),
+            data.display()
+        );
+    }
+    Ok(path)
+}

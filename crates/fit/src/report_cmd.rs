@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use interpret::report::{ClassSection, FeatureCard, Figure, Report, Table, TextExample};
-use serde_json::Value;
+use debug::Placement;
+use interpret::report::{Block, ClassSection, FeatureCard, Figure, Report, Section, Table, TextExample};
+use solver::evaluate::LayerEvaluation;
 
-use crate::interpret_cmd::{InterpretOutput, WeightedFeature};
-use crate::recipe::RunRecipe;
+use crate::run_folder::{DebugOutput, InterpretOutput, RunFolder, WeightedFeature};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReportArgs {
@@ -19,15 +19,6 @@ pub struct ReportArgs {
 
 /// Text examples shown per side of a feature card.
 const TEXTS_SHOWN: usize = 5;
-
-fn read_json(path: &Path) -> Result<Value> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
-}
 
 fn figure(src: &str, alt: String, caption: &str) -> Figure {
     Figure {
@@ -124,52 +115,42 @@ fn card(out: &InterpretOutput, wf: &WeightedFeature, class: &str, layer: &str) -
 
 /// Build and write `RUN/report.html`; returns its path.
 pub fn write_report(run: &Path) -> Result<PathBuf> {
-    let recipe = RunRecipe::load(run)?;
-    let metrics = read_json(&run.join("metrics.json"))?;
-    let out = InterpretOutput::load(run)?;
+    let folder = RunFolder::new(run);
+    let recipe = folder.recipe()?;
+    let metrics = folder.metrics()?;
+    let out = folder.interpretation()?.with_context(|| {
+        format!(
+            "{} has no interpret.json: run `fit interpret --run {}` first",
+            run.display(),
+            run.display()
+        )
+    })?;
     let top_k = recipe.top_k;
 
     let mut facts = vec![
-        (
-            "dataset".to_string(),
-            metrics["dataset"].as_str().unwrap_or_default().to_string(),
-        ),
-        (
-            "backbone".to_string(),
-            metrics["backbone"].as_str().unwrap_or_default().to_string(),
-        ),
+        ("dataset".to_string(), metrics.dataset.clone()),
+        ("backbone".to_string(), metrics.backbone.clone()),
         (
             "features".to_string(),
-            format!(
-                "{} ({} per example)",
-                metrics["feature_mode"].as_str().unwrap_or_default(),
-                metrics["feature_dim"]
-            ),
+            format!("{} ({} per example)", metrics.feature_mode, metrics.feature_dim),
         ),
     ];
-    if let Some(splits) = metrics["splits"].as_object() {
-        let mut s: Vec<String> = ["train", "val", "test"]
-            .iter()
-            .filter_map(|k| splits.get(*k).map(|v| format!("{k} {}", v["n"])))
-            .collect();
-        if s.is_empty() {
-            s.push("?".into());
-        }
-        facts.push(("splits".into(), s.join(", ")));
-    }
-    if let Some(notes) = metrics["dataset_notes"].as_array() {
-        for n in notes.iter().filter_map(Value::as_str) {
-            facts.push(("note".into(), n.to_string()));
-        }
+    let splits: Vec<String> = ["train", "val", "test"]
+        .iter()
+        .filter_map(|k| metrics.splits.get(*k).map(|v| format!("{k} {}", v.n)))
+        .collect();
+    facts.push(("splits".into(), splits.join(", ")));
+    for n in &metrics.dataset_notes {
+        facts.push(("note".into(), n.clone()));
     }
     facts.push((
         "selected layer".into(),
         format!(
             "λ #{} = {:.4e}: validation accuracy {:.4} (best on the path {:.4}); seed {}",
-            metrics["selected_lambda_index"],
-            f(&metrics["selected_lambda"]),
-            f(&metrics["selected_val_accuracy"]),
-            f(&metrics["best_val_accuracy"]),
+            metrics.selected_lambda_index,
+            metrics.selected_lambda,
+            metrics.selected_val_accuracy,
+            metrics.best_val_accuracy,
             recipe.random_seed
         ),
     ));
@@ -187,32 +168,32 @@ pub fn write_report(run: &Path) -> Result<PathBuf> {
         ),
     ));
 
-    let row = |name: &str, e: &Value| {
+    let row = |name: &str, e: &LayerEvaluation| {
         vec![
             name.to_string(),
-            format!("{:.4}", f(&e["scores"]["all"])),
-            format!("{:.1}", f(&e["features_per_class"])),
-            format!("{:.4}", f(&e["scores"]["top_k"])),
-            format!("{:.4}", f(&e["scores"]["rest"])),
-            e["features_used"].to_string(),
+            format!("{:.4}", e.scores.all),
+            format!("{:.1}", e.features_per_class),
+            format!("{:.4}", e.scores.top_k),
+            format!("{:.4}", e.scores.rest),
+            e.features_used.to_string(),
         ]
     };
     let table = Table {
         caption: format!(
             "Accuracy on the {} split with all of a layer's features, with only each class's top {top_k} features by |weight|, and with only the rest (the paper's Figure 4b)",
-            metrics["evaluated_on"].as_str().unwrap_or("test")
+            metrics.evaluated_on
         ),
         header: ["layer", "accuracy", "features / class", &format!("top-{top_k} only"), "rest only", "features used"]
             .map(String::from)
             .to_vec(),
         // The network's own head first, when the run has one (`fit run`'s `head` row).
         rows: metrics
-            .get("head")
+            .head
+            .iter()
             .map(|h| row("head (the network's own)", h))
-            .into_iter()
             .chain([
-                row("dense (ridge refit)", &metrics["dense"]),
-                row("sparse", &metrics["sparse"]),
+                row("dense (ridge refit)", &metrics.dense),
+                row("sparse", &metrics.sparse),
             ])
             .collect(),
     };
@@ -258,13 +239,13 @@ pub fn write_report(run: &Path) -> Result<PathBuf> {
         .collect();
 
     let mut sections = Vec::new();
-    if let Some(debug) = crate::debug_cmd::report_section(run)? {
-        sections.push(debug);
+    if let Some(debug) = folder.debugging()? {
+        sections.push(debug_section(&debug));
     }
     let report = Report {
         title: format!(
             "Sparse decision layer: {} on {}",
-            crate::run_cmd::short_name(metrics["backbone"].as_str().unwrap_or_default()),
+            crate::backbones::short_name(&metrics.backbone),
             recipe.dataset
         ),
         facts,
@@ -281,4 +262,253 @@ pub fn write_report(run: &Path) -> Result<PathBuf> {
     let path = run.join("report.html");
     interpret::report::write(&path, &report)?;
     Ok(path)
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1}%", 100.0 * v)
+}
+
+fn ci(c: (f64, f64)) -> String {
+    format!("{:.1}–{:.1}%", 100.0 * c.0, 100.0 * c.1)
+}
+
+/// The report's debugging section, when `fit debug` has run on this folder.
+fn debug_section(out: &DebugOutput) -> Section {
+    let names = &out.class_names;
+    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let mut blocks = Vec::new();
+
+    if let Some(p) = &out.probe {
+        blocks.push(Block::Paragraph(format!(
+            "Bias probe: each word was {} to the same {} {} inputs{}, seed {}; a flip is a changed prediction, Δp the mean change of the originally predicted class's probability.",
+            match p.placement {
+                Placement::Append => "appended",
+                Placement::Prepend => "prepended",
+            },
+            p.inputs,
+            out.split,
+            out.probe_class.as_ref().map(|c| format!(" predicted {c} by the sparse layer")).unwrap_or_default(),
+            out.seed
+        )));
+        let layer_cells = |w: &debug::WordProbe| -> Vec<String> {
+            let mut cells = vec![w.word.clone()];
+            for l in &w.layers {
+                cells.push(format!(
+                    "{}/{} = {} ({})",
+                    l.flips,
+                    l.inputs,
+                    pct(l.flip_rate),
+                    ci(l.flip_ci)
+                ));
+                cells.push(format!("{:+.3}", l.mean_prob_shift));
+            }
+            cells.push(
+                w.layers[0]
+                    .moved
+                    .iter()
+                    .take(3)
+                    .map(|m| format!("f{} ({:+.3})", m.feature, m.margin_change))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            cells
+        };
+        let mut rows: Vec<Vec<String>> = p.ranked(0).into_iter().map(layer_cells).collect();
+        rows.push(layer_cells(&p.all_words));
+        blocks.push(Block::Table(Table {
+            caption: "Words ranked by the sparse layer's flip rate (95% Wilson intervals); the sparse features that moved most, with their mean change of the predicted class's margin".into(),
+            header: ["word", "sparse flips", "sparse Δp", "dense flips", "dense Δp", "sparse features moved"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        }));
+    }
+
+    if let Some(c) = &out.counterfactuals {
+        blocks.push(Block::Paragraph(format!(
+            "Counterfactuals: {} sentences sampled (seed {}) from the {} that both layers predict {}. In each, the word that most raises one of the layer's top features for {} (by LIME weight × layer weight) is replaced everywhere by that feature's most negative word-cloud word; a flip is a prediction that is no longer {}. LIME cost {} forward passes.",
+            c.sampled.len(),
+            out.seed,
+            c.eligible,
+            name(c.from_class),
+            name(c.from_class),
+            name(c.from_class),
+            c.lime_forward_passes
+        )));
+        blocks.push(Block::Table(Table {
+            caption:
+                "Flip rate of the counterfactual swaps (over the sampled sentences; 95% Wilson interval)"
+                    .into(),
+            header: [
+                "layer",
+                "candidate features",
+                "sentences",
+                "swaps made",
+                "flips",
+                "flip rate",
+                "95% CI",
+                "flips / swaps",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: c
+                .layers
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.layer.clone(),
+                        l.candidates
+                            .iter()
+                            .map(|f| format!("f{f}"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        l.attempted.to_string(),
+                        l.swapped.to_string(),
+                        l.flips.to_string(),
+                        pct(l.flip_rate),
+                        ci(l.flip_ci),
+                        pct(l.flip_rate_of_swaps),
+                    ]
+                })
+                .collect(),
+        }));
+        for l in &c.layers {
+            let examples: Vec<TextExample> = l
+                .swaps
+                .iter()
+                .take(6)
+                .map(|s| TextExample {
+                    text: s.text.clone(),
+                    value: s.prob_after as f32,
+                    note: format!(
+                        "{} layer: “{}” → “{}” via f{}, p({}) {:.3} → {:.3}{}",
+                        l.layer,
+                        s.word,
+                        s.replacement,
+                        s.feature,
+                        name(c.from_class),
+                        s.prob_before,
+                        s.prob_after,
+                        if s.flipped { ", flipped" } else { "" }
+                    ),
+                })
+                .collect();
+            if !examples.is_empty() {
+                blocks.push(Block::Examples(examples));
+            }
+        }
+    } else if let Some(note) = &out.counterfactual_note {
+        blocks.push(Block::Paragraph(format!("Counterfactuals: {note}.")));
+    }
+
+    if !out.misclassifications.is_empty() {
+        blocks.push(Block::Paragraph(format!(
+            "Misclassifications: for each error on the {} split, is there one feature whose zeroing (the feature does not fire) makes the prediction right?",
+            out.split
+        )));
+        blocks.push(Block::Table(Table {
+            caption: "Errors fixed by zeroing a single feature (95% Wilson interval)".into(),
+            header: [
+                "layer",
+                "examples",
+                "errors",
+                "fixed by one feature",
+                "share",
+                "95% CI",
+                "features tried",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: out
+                .misclassifications
+                .iter()
+                .rev()
+                .map(|(layer, m)| {
+                    vec![
+                        layer.clone(),
+                        m.examples.to_string(),
+                        m.errors.to_string(),
+                        m.fixed.to_string(),
+                        pct(m.share_fixed),
+                        ci(m.share_ci),
+                        m.candidates.to_string(),
+                    ]
+                })
+                .collect(),
+        }));
+        if let Some(m) = out.misclassifications.get("sparse") {
+            blocks.push(Block::Table(Table {
+                caption: "Confusion pairs of the sparse layer and the features whose zeroing fixes them"
+                    .into(),
+                header: [
+                    "true → predicted",
+                    "errors",
+                    "fixed",
+                    "fixing features (errors fixed)",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows: m
+                    .confusions
+                    .iter()
+                    .take(12)
+                    .map(|p| {
+                        vec![
+                            format!("{} → {}", name(p.truth), name(p.predicted)),
+                            p.errors.to_string(),
+                            p.fixed.to_string(),
+                            p.features
+                                .iter()
+                                .map(|f| format!("f{} ({})", f.feature, f.fixes))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ]
+                    })
+                    .collect(),
+            }));
+        }
+        let figures: Vec<Figure> = out
+            .error_examples
+            .iter()
+            .filter_map(|e| {
+                e.picture.as_ref().map(|src| Figure {
+                    src: src.clone(),
+                    alt: format!(
+                        "Test image {} ({}, predicted {}) beside the top images of feature {}, whose zeroing fixes it",
+                        e.index, e.label, e.predicted, e.feature
+                    ),
+                    caption: format!(
+                        "#{}: {} predicted {}; zeroing feature {} fixes it (right: that feature's top images)",
+                        e.index, e.label, e.predicted, e.feature
+                    ),
+                })
+            })
+            .collect();
+        if !figures.is_empty() {
+            blocks.push(Block::Figures(figures));
+        }
+        let texts: Vec<String> = out
+            .error_examples
+            .iter()
+            .filter_map(|e| {
+                e.text.as_ref().map(|t| {
+                    format!(
+                        "“{t}” ({} predicted {}): zeroing feature {} fixes it; that feature's top sentences: {}",
+                        e.label,
+                        e.predicted,
+                        e.feature,
+                        e.feature_texts.iter().take(3).map(|s| format!("“{s}”")).collect::<Vec<_>>().join(" · ")
+                    )
+                })
+            })
+            .collect();
+        if !texts.is_empty() {
+            blocks.push(Block::List(texts));
+        }
+    }
+    Section {
+        id: "debug".into(),
+        title: "Debugging with the sparse layer".into(),
+        blocks,
+    }
 }

@@ -6,21 +6,23 @@
 //! so an interrupted run continues where it stopped and ends where an uninterrupted one would.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use datasets::{DatasetKind, DatasetSplits, LabeledSet, Labels, LoadOptions};
 use features::{FeatureCache, Manifest, SplitSpec, FORMAT_VERSION};
-use serde::Serialize;
-use solver::evaluate::{evaluate_layer, LayerEvaluation};
+use solver::evaluate::evaluate_layer;
 use solver::{
-    BackendKind, Family, PathConfig, Problem, RunOptions, Standardizer, StepSize, Targets, Threshold,
+    BackendKind, Family, PathConfig, PathResult, Problem, RunOptions, Selection, Standardizer, StepSize,
+    Targets, Threshold,
 };
 
-use crate::backbones::{Arch, Backbone};
+use crate::backbones::{short_name, Arch, Backbone, Description, OwnHead};
 use crate::recipe::{self, RunRecipe};
+use crate::recipe::{data_dir, dataset_path};
+use crate::run_folder::{Metrics, SplitInfo};
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -128,72 +130,28 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-/// The data folder `cargo xtask fetch` fills: `$FIT_DATA_DIR`, else `./data`, else the
-/// workspace's `data/` (where `cargo run` finds it).
-pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FIT_DATA_DIR") {
-        return d.into();
-    }
-    let local = PathBuf::from("data");
-    if local.join("pkg").is_dir() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
-}
-
 /// The offline default job: MiniLM sentence features of the Rotten Tomatoes snippets.
 pub fn default_job() -> RunArgs {
-    RunArgs {
-        dataset: Some("rotten-tomatoes".into()),
-        arch: Some("minilm".into()),
-        out_path: Some("runs/rotten-tomatoes-minilm".into()),
-        ..blank()
+    RunArgs::new("rotten-tomatoes", "minilm", "runs/rotten-tomatoes-minilm")
+}
+
+impl RunArgs {
+    /// A job on `dataset` (a dataset kind: `rotten-tomatoes`, `image-folder`, …) with the
+    /// backbone `arch` into the folder `out`; every other setting at `fit`'s default.
+    pub fn new(dataset: &str, arch: &str, out: impl Into<PathBuf>) -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        RunArgs {
+            dataset: Some(dataset.into()),
+            arch: Some(arch.into()),
+            out_path: Some(out.into()),
+            ..Wrapper::parse_from(["fit"]).args
+        }
     }
-}
-
-fn blank() -> RunArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        args: RunArgs,
-    }
-    Wrapper::parse_from(["fit"]).args
-}
-
-/// One split's numbers in metrics.json.
-#[derive(Serialize)]
-struct SplitInfo {
-    n: usize,
-    class_counts: Vec<usize>,
-    skipped_unreadable: usize,
-}
-
-#[derive(Serialize)]
-struct Metrics<'a> {
-    dataset: String,
-    dataset_notes: &'a [String],
-    class_names: &'a [String],
-    splits: HashMap<&'static str, SplitInfo>,
-    backbone: String,
-    feature_mode: String,
-    feature_dim: usize,
-    /// Split the Figure 4b table is measured on.
-    evaluated_on: &'static str,
-    /// The network's own last layer (`head.safetensors`), when it reads these features and
-    /// predicts these classes: the paper's "dense" layer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    head: Option<LayerEvaluation>,
-    dense: LayerEvaluation,
-    dense_layer: String,
-    sparse: LayerEvaluation,
-    selected_lambda_index: usize,
-    selected_lambda: f64,
-    best_val_accuracy: f64,
-    selected_val_accuracy: f64,
-    seconds_features: f64,
-    seconds_path: f64,
-    seconds_dense: f64,
 }
 
 fn defaults(mut args: RunArgs) -> Result<(RunArgs, DatasetKind, Arch, PathBuf, PathBuf)> {
@@ -231,26 +189,6 @@ fn defaults(mut args: RunArgs) -> Result<(RunArgs, DatasetKind, Arch, PathBuf, P
     }
     let out = args.out_path.clone().context("--out-path is required")?;
     Ok((args, kind, arch, dataset_path, out))
-}
-
-/// The dataset's folder or file: the one given, else where `cargo xtask fetch` puts the
-/// offline datasets (an error naming the command when it has not run).
-pub(crate) fn dataset_path(kind: DatasetKind, given: Option<&Path>) -> Result<PathBuf> {
-    let data = data_dir();
-    let path = match (given, kind) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, DatasetKind::RottenTomatoes) => data.join(datasets::fetched::ROTTEN_TOMATOES),
-        (None, DatasetKind::FashionMnist) => data.join(datasets::fetched::FASHION_MNIST),
-        (None, _) => bail!("--dataset-path is required for --dataset {kind}"),
-    };
-    if given.is_none() && !path.exists() {
-        bail!(
-            "{} is missing: run `cargo xtask fetch` first (it downloads the offline data into {})",
-            path.display(),
-            data.display()
-        );
-    }
-    Ok(path)
 }
 
 fn targets(labels: &Labels) -> Targets {
@@ -298,19 +236,118 @@ fn drop_unreadable(split: &mut solver::Split) -> Result<usize> {
     Ok(skipped)
 }
 
-pub fn run(args: RunArgs) -> Result<()> {
-    let (args, kind, arch, dataset_path, out) = defaults(args)?;
-    let verbose = !args.quiet;
-    let device = args.backend.device()?;
+/// The settings of one main job, resolved: defaults filled in, the dataset found.
+struct Job {
+    args: RunArgs,
+    kind: DatasetKind,
+    arch: Arch,
+    dataset_path: PathBuf,
+    out: PathBuf,
+    device: burn::tensor::Device,
+    verbose: bool,
+}
 
-    // 1. Data.
+/// Every split's backbone features in the cache, and what the table needs of the backbone.
+struct Extracted {
+    cache: FeatureCache,
+    desc: Description,
+    own_head: Option<OwnHead>,
+    seconds: f64,
+}
+
+/// The standardized splits the path and the evaluations read.
+struct Standardized {
+    problem: Problem,
+    standardizer: Standardizer,
+    family: Family,
+    /// Unreadable examples dropped per split.
+    skipped: HashMap<&'static str, usize>,
+}
+
+/// The path and the layer selected on it.
+struct FittedPath {
+    result: PathResult,
+    selection: Selection,
+    config: PathConfig,
+    seconds: f64,
+}
+
+/// The main job, top to bottom: data, features, path, dense layer, tables. Each stage is a
+/// function below; a rerun reuses the feature cache and resumes the path from its checkpoint.
+pub fn run(args: RunArgs) -> Result<()> {
+    let job = Job::resolve(args)?;
+    // 1. The dataset's splits, seeded exactly as run.json will reload them.
+    let (data, label_columns) = load_splits(&job)?;
+    // 2. The backbone's features of every split, cached; run.json written.
+    let extracted = extract_features(&job, &data, label_columns)?;
+    // 3. Standardized splits and the elastic-net path; the sparse layer selected on val.
+    let splits = standardize(&job, &extracted.cache, &data)?;
+    let path = fit_path(&job, &splits)?;
+    // 4. The dense layer: a ridge fit (α = 0) at the path's smallest λ, every weight nonzero.
+    let started = Instant::now();
+    let dense_lambda = path.result.lambda_max * job.args.lam_factor;
+    let dense_config = PathConfig {
+        alpha: 0.0,
+        ..path.config.clone()
+    };
+    let (dense, _) = solver::fit_lambda(
+        &splits.problem,
+        &splits.standardizer,
+        dense_lambda,
+        &dense_config,
+        &job.device,
+    )?;
+    let seconds_dense = started.elapsed().as_secs_f64();
+    dense.save(&job.out.join("dense.safetensors"), None)?;
+    // 5. The Figure 4b table on the test split (val when there is none) and the Figure 4a plot.
+    let metrics = evaluate(
+        &job,
+        &data,
+        &extracted,
+        &splits,
+        &path,
+        &dense,
+        dense_lambda,
+        seconds_dense,
+    )?;
+    let table = format_table(&metrics, &data.train.class_names, job.args.top_k);
+    print!("{table}");
+    solver::io::write_atomic(&job.out.join("table.txt"), table.as_bytes())?;
+    println!(
+        "wrote {} (path.json, metrics.json, selected/dense layers, {}); `fit interpret --run {}` reads the features and writes report.html",
+        job.out.display(),
+        job.out.join("accuracy_vs_features.png").display(),
+        job.out.display()
+    );
+    Ok(())
+}
+
+impl Job {
+    fn resolve(args: RunArgs) -> Result<Self> {
+        let (args, kind, arch, dataset_path, out) = defaults(args)?;
+        let device = args.backend.device()?;
+        Ok(Job {
+            verbose: !args.quiet,
+            args,
+            kind,
+            arch,
+            dataset_path,
+            out,
+            device,
+        })
+    }
+}
+
+/// The dataset's splits (cut to `--max-examples`); returns them and the label columns read.
+fn load_splits(job: &Job) -> Result<(DatasetSplits, Vec<String>)> {
+    let (args, kind, dataset_path, verbose) = (&job.args, job.kind, &job.dataset_path, job.verbose);
     let label_columns = args
         .label_columns
         .clone()
         .unwrap_or_else(|| LoadOptions::default().label_columns);
     let options = recipe::load_options(args.random_seed, args.val_frac, args.balance, &label_columns);
     let data: DatasetSplits =
-        recipe::load_data(kind, &dataset_path, &options, args.max_examples, args.random_seed)?;
+        recipe::load_data(kind, dataset_path, &options, args.max_examples, args.random_seed)?;
     let Some(val) = &data.val else {
         bail!("the dataset has no validation split to select the layer on: use --val-frac > 0");
     };
@@ -328,14 +365,28 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
 
-    // 2. Backbone and the feature cache.
+    Ok((data, label_columns))
+}
+
+/// The backbone's features of every split into the feature cache (reused when it holds them),
+/// and the run's recipe (run.json) for the later stages.
+fn extract_features(job: &Job, data: &DatasetSplits, label_columns: Vec<String>) -> Result<Extracted> {
+    let (args, kind, arch, dataset_path, out, device, verbose) = (
+        &job.args,
+        job.kind,
+        job.arch,
+        &job.dataset_path,
+        &job.out,
+        &job.device,
+        job.verbose,
+    );
     let backbone = Backbone::load(
         arch,
         args.model_path.as_deref(),
         args.feature_mode.as_deref(),
         args.extract_batch_size,
         &data.train.examples,
-        &device,
+        device,
     )?;
     let desc = backbone.describe();
     let splits: Vec<(&'static str, &LabeledSet)> = data.splits();
@@ -352,12 +403,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         // The absolute path, so the same data reached from another folder reuses the cache.
         dataset: format!(
             "{kind} {} {:?}",
-            std::fs::canonicalize(&dataset_path)
+            std::fs::canonicalize(dataset_path)
                 .unwrap_or_else(|_| dataset_path.clone())
                 .display(),
             data.notes
         ),
-        dataset_fingerprint: datasets::fingerprint(&data)?,
+        dataset_fingerprint: datasets::fingerprint(data)?,
         dim: desc.dim,
         shard_size: if arch.is_text() { 1024 } else { 256 },
         storage: args.feature_storage,
@@ -376,11 +427,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let cache_dir = args.cache.clone().unwrap_or_else(|| out.join("features"));
     let (cache, state) = FeatureCache::open(&cache_dir, manifest)?;
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     RunRecipe {
         format: recipe::RECIPE_VERSION,
         dataset: kind.name().to_string(),
-        dataset_path: std::fs::canonicalize(&dataset_path).unwrap_or_else(|_| dataset_path.clone()),
+        dataset_path: std::fs::canonicalize(dataset_path).unwrap_or_else(|_| dataset_path.clone()),
         arch: arch.to_string(),
         model_path: recipe::absolute_model(args.model_path.as_deref()),
         feature_mode: desc.feature_mode.clone(),
@@ -394,7 +445,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         class_names: data.train.class_names.clone(),
         top_k: args.top_k,
     }
-    .save(&out)?;
+    .save(out)?;
     if verbose {
         eprintln!(
             "backbone {} ({} features, mode {}); {state} at {}",
@@ -414,7 +465,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     let own_head = backbone.own_head();
     drop(backbone);
 
-    // 3. Standardize and run the path.
+    Ok(Extracted {
+        cache,
+        desc,
+        own_head,
+        seconds: seconds_features,
+    })
+}
+
+/// The cached splits loaded, unreadable rows dropped, standardized on the training split.
+fn standardize(job: &Job, cache: &FeatureCache, data: &DatasetSplits) -> Result<Standardized> {
+    let (args, verbose) = (&job.args, job.verbose);
     let mut train = match args.stream {
         Some(crate::path_cmd::StreamFrom::Disk) => cache.load_streamed("train")?,
         _ => cache.load("train")?,
@@ -432,7 +493,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             eprintln!("warning: {n} unreadable example(s) skipped in the {name} split");
         }
     }
-    let family = if target_columns == 0 {
+    let family = if matches!(data.train.labels, Labels::Class(_)) {
         Family::Multinomial
     } else {
         Family::Multilabel
@@ -447,6 +508,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     standardizer.apply_to_problem(&mut problem);
+    Ok(Standardized {
+        problem,
+        standardizer,
+        family,
+        skipped,
+    })
+}
+
+/// The elastic-net path (resumed from its checkpoint when the settings match), the selected
+/// layer, and path.json.
+fn fit_path(job: &Job, splits: &Standardized) -> Result<FittedPath> {
+    let (args, out, device, verbose) = (&job.args, &job.out, &job.device, job.verbose);
+    let (problem, standardizer, family) = (&splits.problem, &splits.standardizer, splits.family);
+    let k = problem.k;
     let config = PathConfig {
         family,
         alpha: args.alpha,
@@ -493,16 +568,16 @@ pub fn run(args: RunArgs) -> Result<()> {
     // The dense fit and the evaluation below read the splits again: the path gets a copy.
     // One-off n×m screened copies must not stay in the footprint (see backend::allocator).
     backend::allocator::release_freed_memory_after(crate::PATH_PURGE_DELAY_MS);
-    let result = match solver::run_path(problem.clone(), &standardizer, &config, &device, &opts) {
+    let result = match solver::run_path(problem.clone(), standardizer, &config, device, &opts) {
         // The features or settings changed since the checkpoint (a rebuilt cache, another
         // --alpha): nothing of it can be reused, so the path starts over.
         Err(solver::SolverError::CheckpointMismatch { reason, .. }) => {
             eprintln!("note: the path checkpoint in {} is for other data or settings ({reason}); starting the path over", out.display());
             solver::run_path(
                 problem.clone(),
-                &standardizer,
+                standardizer,
                 &config,
-                &device,
+                device,
                 &RunOptions {
                     resume: false,
                     ..opts
@@ -513,44 +588,63 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let seconds_path = started.elapsed().as_secs_f64();
     let selection = solver::select(&result.records, Threshold::Absolute(args.select_threshold))?;
-    crate::path_cmd::write_path_outputs(&out, &result, &selection, args.backend)?;
+    crate::path_cmd::write_path_outputs(out, &result, &selection, args.backend)?;
 
-    // 4. The dense layer: a ridge fit (α = 0) at the path's smallest λ, every weight nonzero.
-    let started = Instant::now();
-    let dense_lambda = result.lambda_max * args.lam_factor;
-    let dense_config = PathConfig {
-        alpha: 0.0,
-        ..config.clone()
-    };
-    let (dense, _) = solver::fit_lambda(&problem, &standardizer, dense_lambda, &dense_config, &device)?;
-    let seconds_dense = started.elapsed().as_secs_f64();
-    dense.save(&out.join("dense.safetensors"), None)?;
+    Ok(FittedPath {
+        result,
+        selection,
+        config,
+        seconds: seconds_path,
+    })
+}
+
+/// The layers' evaluations, the accuracy-vs-features plot, and metrics.json.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    job: &Job,
+    data: &DatasetSplits,
+    extracted: &Extracted,
+    splits: &Standardized,
+    path: &FittedPath,
+    dense: &solver::Layer,
+    dense_lambda: f64,
+    seconds_dense: f64,
+) -> Result<Metrics> {
+    let (args, kind, dataset_path, out, device) =
+        (&job.args, job.kind, &job.dataset_path, &job.out, &job.device);
+    let (problem, standardizer, family, skipped) = (
+        &splits.problem,
+        &splits.standardizer,
+        splits.family,
+        &splits.skipped,
+    );
+    let (result, selection) = (&path.result, &path.selection);
+    let desc = &extracted.desc;
+    let k = data.train.class_names.len();
     let sparse = solver::Layer::load(&out.join("selected.safetensors"))?;
-
-    // 5. Figure 4b table on the test split (val when there is none) and the Figure 4a plot.
     let (eval_name, eval_split) = match &problem.test {
         Some(t) => ("test", t),
         None => ("val", problem.val.as_ref().expect("val checked")),
     };
-    let dense_eval = evaluate_layer(eval_split, &dense, family, args.top_k, &device);
+    let dense_eval = evaluate_layer(eval_split, dense, family, args.top_k, device);
     // The network's own head, when it reads these features and these classes.
-    let head = own_head.and_then(|h| {
+    let head = extracted.own_head.as_ref().and_then(|h| {
         network_head(
             &h.weight,
             &h.bias,
             h.labels.as_deref(),
             &data.train.class_names,
-            &standardizer,
+            standardizer,
         )
     });
     let head_eval = match &head {
         Some(layer) => {
             layer.save(&out.join("head.safetensors"), None)?;
-            Some(evaluate_layer(eval_split, layer, family, args.top_k, &device))
+            Some(evaluate_layer(eval_split, layer, family, args.top_k, device))
         }
         None => None,
     };
-    let sparse_eval = evaluate_layer(eval_split, &sparse, family, args.top_k, &device);
+    let sparse_eval = evaluate_layer(eval_split, &sparse, family, args.top_k, device);
     let points: Vec<interpret::plots::PathPoint> = result
         .records
         .iter()
@@ -572,7 +666,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let sel = &result.records[selection.selected_index];
     let split_info = |name: &'static str, set: &LabeledSet| {
         (
-            name,
+            name.to_string(),
             SplitInfo {
                 n: set.len(),
                 class_counts: set.class_counts(),
@@ -582,13 +676,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let metrics = Metrics {
         dataset: format!("{kind} ({})", dataset_path.display()),
-        dataset_notes: &data.notes,
-        class_names: &data.train.class_names,
+        dataset_notes: data.notes.clone(),
+        class_names: data.train.class_names.clone(),
         splits: data.splits().into_iter().map(|(n, s)| split_info(n, s)).collect(),
         backbone: desc.backbone.clone(),
         feature_mode: desc.feature_mode.clone(),
         feature_dim: desc.dim,
-        evaluated_on: eval_name,
+        evaluated_on: eval_name.to_string(),
         head: head_eval,
         dense: dense_eval.clone(),
         dense_layer: format!("ridge (alpha 0) at lambda {dense_lambda:.4e}: dense.safetensors"),
@@ -597,22 +691,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         selected_lambda: sel.lambda,
         best_val_accuracy: selection.best_val_score,
         selected_val_accuracy: selection.selected_val_score,
-        seconds_features,
-        seconds_path,
+        seconds_features: extracted.seconds,
+        seconds_path: path.seconds,
         seconds_dense,
     };
     solver::io::write_atomic(&out.join("metrics.json"), &serde_json::to_vec_pretty(&metrics)?)?;
-
-    let table = format_table(&metrics, &data.train.class_names, args.top_k);
-    print!("{table}");
-    solver::io::write_atomic(&out.join("table.txt"), table.as_bytes())?;
-    println!(
-        "wrote {} (path.json, metrics.json, selected/dense layers, {}); `fit interpret --run {}` reads the features and writes report.html",
-        out.display(),
-        plot.display(),
-        out.display()
-    );
-    Ok(())
+    Ok(metrics)
 }
 
 /// The backbone's own head `(weight [K, D], bias)` on raw features as a layer on the
@@ -709,21 +793,6 @@ fn format_table(m: &Metrics, classes: &[String], top_k: usize) -> String {
         m.seconds_dense
     );
     t
-}
-
-/// The backbone's description with paths cut to their file names, for plot titles.
-pub(crate) fn short_name(backbone: &str) -> String {
-    backbone
-        .split_whitespace()
-        .map(|t| {
-            Path::new(t)
-                .file_name()
-                .and_then(|f| f.to_str())
-                .filter(|_| t.contains('/') && Path::new(t).exists())
-                .unwrap_or(t)
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

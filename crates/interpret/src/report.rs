@@ -226,7 +226,13 @@ fn render_block(out: &mut String, b: &Block) {
     }
 }
 
-fn anchor(name: &str) -> String {
+/// The id of a feature card of `layer` (`sparse`, `dense`) in a class's section.
+pub fn card_id(class: &str, layer: &str, feature: usize) -> String {
+    format!("{}-{layer}-f{feature}", anchor(class))
+}
+
+/// The id of a class's section (`report.html#…`).
+pub fn anchor(name: &str) -> String {
     let a: String = name
         .chars()
         .map(|c| {
@@ -296,11 +302,7 @@ pub fn render(report: &Report) -> String {
             out.push_str("<p class=\"muted\">The sparse layer uses no feature for this class (its score is the bias alone).</p>");
         }
         for card in &c.sparse {
-            render_card(
-                &mut out,
-                card,
-                &format!("{}-sparse-f{}", anchor(&c.name), card.feature),
-            );
+            render_card(&mut out, card, &card_id(&c.name, "sparse", card.feature));
         }
         out.push_str("</div>");
         if c.sparse_hidden > 0 {
@@ -317,11 +319,7 @@ pub fn render(report: &Report) -> String {
             c.dense.len()
         );
         for card in &c.dense {
-            render_card(
-                &mut out,
-                card,
-                &format!("{}-dense-f{}", anchor(&c.name), card.feature),
-            );
+            render_card(&mut out, card, &card_id(&c.name, "dense", card.feature));
         }
         out.push_str("</div></section>\n");
     }

@@ -83,3 +83,87 @@ pub fn pixels_job(data: &Path, out: &Path, extra: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// `fit predict` on the raw inputs of a finished run's evaluated split gives the predictions
+/// behind its metrics.json: per input the classes the run's layers give on the cached features,
+/// the same accuracies, and every logit equal to the bias plus the listed contributions.
+/// `args` name the inputs of the split's readable examples, in order. Returns the predictions.
+pub fn assert_predict_matches_run(run: &Path, args: &[std::ffi::OsString]) -> Vec<fit::predict::Prediction> {
+    let loaded = fit::run_folder::LoadedRun::open(run).unwrap();
+    let acts = loaded.activations().unwrap();
+    let d = loaded.sparse.d;
+    let readable: Vec<usize> = (0..acts.len() / d)
+        .filter(|&i| acts[i * d..(i + 1) * d].iter().all(|v| v.is_finite()))
+        .collect();
+    let rows: Vec<f32> = readable
+        .iter()
+        .flat_map(|&i| acts[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    let datasets::Labels::Class(labels) = &loaded.split_set().labels else {
+        panic!("single-label runs only");
+    };
+    let out = fit()
+        .args(["predict", "--quiet", "--json", "--run"])
+        .arg(run)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fit predict: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let preds: Vec<fit::predict::Prediction> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(preds.len(), readable.len(), "one prediction per input");
+    let metrics = fit::run_folder::RunFolder::new(run).metrics().unwrap();
+    let accuracy = |classes: &[usize]| {
+        let right = classes
+            .iter()
+            .zip(&readable)
+            .filter(|(c, &i)| **c as u32 == labels[i])
+            .count();
+        right as f64 / readable.len() as f64
+    };
+    let head = fit::run_folder::RunFolder::new(run).head().unwrap();
+    let layers = [
+        ("sparse", Some(&loaded.sparse), Some(&metrics.sparse)),
+        ("dense", Some(&loaded.dense), Some(&metrics.dense)),
+        ("head", head.as_ref(), metrics.head.as_ref()),
+    ];
+    for (name, layer, eval) in layers {
+        let (Some(layer), Some(eval)) = (layer, eval) else {
+            continue;
+        };
+        let cached = debug::predict(layer, &rows, d);
+        let predicted: Vec<usize> = preds
+            .iter()
+            .map(|p| match name {
+                "sparse" => p.sparse.class,
+                "dense" => p.dense.class,
+                _ => p.head.as_ref().expect("a head verdict").class,
+            })
+            .collect();
+        assert_eq!(predicted, cached, "{name}: predict's classes are the run's");
+        assert!(
+            (accuracy(&predicted) - eval.scores.all).abs() < 1e-12,
+            "{name}: accuracy {} vs metrics.json {}",
+            accuracy(&predicted),
+            eval.scores.all
+        );
+    }
+    for p in &preds {
+        let sum: f64 = p.bias as f64 + p.evidence.iter().map(|e| e.contribution).sum::<f64>();
+        assert!(
+            (sum - p.sparse.logit).abs() <= 1e-5,
+            "{}: bias + contributions {sum} vs logit {}",
+            p.input,
+            p.sparse.logit
+        );
+        assert_eq!(
+            p.evidence.len(),
+            loaded.sparse.nnz_per_class()[p.sparse.class],
+            "every used feature is listed"
+        );
+    }
+    preds
+}
