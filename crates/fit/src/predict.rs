@@ -192,6 +192,8 @@ pub struct Prediction {
     pub dense: Verdict,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<Verdict>,
+    /// The sparse layer's logits of every class (what an exported network computes).
+    pub logits: Vec<f64>,
 }
 
 /// A finished run loaded to predict: its backbone, layers and what `fit interpret` read.
@@ -368,6 +370,7 @@ impl Predictor {
         });
         Prediction {
             input,
+            logits: debug::logits_f64(&self.sparse, raw_row),
             bias: self.sparse.bias[c],
             evidence,
             dense: self.verdict(&self.dense, raw_row),

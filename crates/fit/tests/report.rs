@@ -228,6 +228,15 @@ fn image_run_interpret_and_debug() {
         inputs.join("0001.png").as_os_str(),
     ]);
     assert!(err.contains("did not finish"), "{err}");
+    // A network export needs a ResNet run.
+    let err = one_line_error(
+        &fit()
+            .args(["export", "--to", "torchvision", "--run"])
+            .arg(&run)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("exports ResNet runs"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -39,6 +39,7 @@
 mod config;
 mod error;
 mod model;
+pub mod synthetic;
 mod weights;
 
 use std::fmt;

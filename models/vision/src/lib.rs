@@ -123,6 +123,28 @@ impl From<ModelRef> for WeightsSource {
     }
 }
 
+/// A state-dict entry: name, shape, values.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// `arch`'s weights from `source` under torchvision's names (`conv1.weight`, …, `fc.bias`),
+/// whatever naming the checkpoint used (a DataParallel or robustness-library prefix, Hugging
+/// Face transformers' ResNet), in `expected_tensors` order; with the layout found. What an
+/// export writes around a new head.
+pub fn canonical_state_dict(arch: VisionArch, source: &WeightsSource) -> Result<(Vec<NamedTensor>, Layout)> {
+    let (weights, _) = source.resolve(arch)?;
+    let ckpt = Checkpoint::open(&weights)?;
+    let sd = state_dict::StateDict::resolve(&ckpt, arch)?;
+    let tensors = arch
+        .expected_tensors(sd.layout.num_classes)
+        .into_iter()
+        .map(|(name, shape)| {
+            let values = sd.get(&name)?;
+            Ok((name, shape, values))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((tensors, sd.layout))
+}
+
 /// The network itself.
 #[derive(Debug)]
 pub enum Backbone {

@@ -101,49 +101,9 @@ fn fnv1a64(name: &str) -> u64 {
     h
 }
 
-/// The deterministic tensor of make_fixtures.py's `generate`.
-pub fn generate(name: &str, n: usize, center: f64, scale: f64, seed: u64) -> Vec<f32> {
-    let h = fnv1a64(name) ^ seed;
-    (1..=n as u64)
-        .map(|i| {
-            let mut z = h.wrapping_add(i.wrapping_mul(0x9E3779B97F4A7C15));
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-            z ^= z >> 31;
-            let u = (z >> 40) as f64 / (1u64 << 24) as f64;
-            (center + scale * (2.0 * u - 1.0)) as f32
-        })
-        .collect()
-}
-
 /// Every tensor of a fixture's tensors.json: name → (shape, values), in file order.
 pub fn generated_tensors(manifest: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let m = read_json(manifest);
-    let seed = m["seed"].as_u64().unwrap();
-    m["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            let name = t["name"].as_str().unwrap().to_string();
-            let shape: Vec<usize> = serde_json::from_value(t["shape"].clone()).unwrap();
-            let n = shape.iter().product();
-            let v = generate(
-                &name,
-                n,
-                t["center"].as_f64().unwrap(),
-                t["scale"].as_f64().unwrap(),
-                seed,
-            );
-            let first: Vec<f32> = serde_json::from_value(t["first"].clone()).unwrap();
-            assert_eq!(
-                &v[..first.len()],
-                &first[..],
-                "generator disagrees with make_fixtures.py on {name}"
-            );
-            (name, shape, v)
-        })
-        .collect()
+    bert::synthetic::generated_tensors(manifest).unwrap()
 }
 
 fn le_bytes(v: &[f32]) -> Vec<u8> {
