@@ -84,6 +84,10 @@ fn probe_words(spec: Option<&str>) -> Result<Vec<String>> {
         Some(s) if Path::new(s).is_file() => debug::parse_word_list(
             &std::fs::read_to_string(s).with_context(|| format!("cannot read the word list {s}"))?,
         ),
+        // A path that is not there is a mistake, not a word.
+        Some(s) if s.contains(['/', '\\']) || s.ends_with(".txt") => {
+            bail!("the word list {s} does not exist (give a file of words, one per line, or a comma-separated list)")
+        }
         Some(s) => s
             .split(',')
             .map(|w| w.trim().to_string())
@@ -108,6 +112,20 @@ pub fn run(args: DebugArgs) -> Result<()> {
     let verbose = !args.quiet;
     let run_dir = args.run.clone();
     let loaded = LoadedRun::open(&run_dir)?;
+    let _lock = solver::io::lock_output(&run_dir)?;
+    // Every option checked before the first long stage.
+    let words = probe_words(args.probe_words.as_deref())?;
+    let placement = match args.placement.as_str() {
+        "append" => Placement::Append,
+        "prepend" => Placement::Prepend,
+        other => bail!("--placement must be append or prepend, got `{other}`"),
+    };
+    for class in [&args.probe_class, &args.from_class].into_iter().flatten() {
+        class_index(&loaded.recipe.class_names, class)?;
+    }
+    if args.lime_samples == Some(0) || args.lime_batch == Some(0) {
+        bail!("--lime-samples and --lime-batch must be at least 1");
+    }
     let folder = RunFolder::new(&run_dir);
     let interpretation = folder.interpretation()?.with_context(|| {
         format!(
@@ -218,12 +236,6 @@ pub fn run(args: DebugArgs) -> Result<()> {
     // 2. Text runs: the bias probe and the counterfactuals.
     if let Examples::Text(texts) = &set.examples {
         let forward = |batch: &[String]| backbone.text_features(batch);
-        let words = probe_words(args.probe_words.as_deref())?;
-        let placement = match args.placement.as_str() {
-            "append" => Placement::Append,
-            "prepend" => Placement::Prepend,
-            other => bail!("--placement must be append or prepend, got `{other}`"),
-        };
         let sparse_pred = debug::predict(&loaded.sparse, &acts, d);
         let pool: Vec<usize> = match &args.probe_class {
             Some(c) => {

@@ -93,10 +93,44 @@ fn file_stem(name: &str) -> String {
         .collect()
 }
 
+impl InterpretArgs {
+    /// Every option checked before the first long stage.
+    fn validate(&self) -> Result<()> {
+        if !(self.kernel_width.is_finite() && self.kernel_width > 0.0) {
+            bail!(
+                "--kernel-width must be a positive number, got {}",
+                self.kernel_width
+            );
+        }
+        for (name, value) in [
+            ("--segments", Some(self.segments)),
+            ("--prototypes", Some(self.prototypes)),
+            ("--cloud-words", Some(self.cloud_words)),
+            ("--lime-samples", self.lime_samples),
+            ("--lime-inputs", self.lime_inputs),
+            ("--lime-batch", self.lime_batch),
+            ("--feature-vis-steps", Some(self.feature_vis_steps)),
+        ] {
+            if value == Some(0) {
+                bail!("{name} must be at least 1");
+            }
+        }
+        if self.feature_vis_size < 16 {
+            bail!(
+                "--feature-vis-size must be at least 16, got {}",
+                self.feature_vis_size
+            );
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: InterpretArgs) -> Result<()> {
+    args.validate()?;
     let verbose = !args.quiet;
     let run_dir = args.run.clone();
     let loaded = LoadedRun::open(&run_dir)?;
+    let _lock = solver::io::lock_output(&run_dir)?;
     let device = args.backend.device()?;
     let set = loaded.split_set();
     let acts = loaded.activations()?;

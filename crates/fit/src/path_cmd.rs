@@ -225,7 +225,7 @@ pub fn run(args: PathArgs) -> Result<()> {
     standardizer.apply_to_problem(&mut problem);
 
     let device = args.backend.device()?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let _lock = solver::io::lock_output(&args.out)?;
     let final_json = args.out.join("path.json");
     if final_json.exists() {
         // A finished run's summary must never describe a different, half-done run.

@@ -276,6 +276,8 @@ struct FittedPath {
 /// function below; a rerun reuses the feature cache and resumes the path from its checkpoint.
 pub fn run(args: RunArgs) -> Result<()> {
     let job = Job::resolve(args)?;
+    // One job per output folder at a time: two would interleave their files.
+    let _lock = solver::io::lock_output(&job.out)?;
     // 1. The dataset's splits, seeded exactly as run.json will reload them.
     let (data, label_columns) = load_splits(&job)?;
     // 2. The backbone's features of every split, cached; run.json written.
@@ -571,7 +573,10 @@ fn fit_path(job: &Job, splits: &Standardized) -> Result<FittedPath> {
     let result = match solver::run_path(problem.clone(), standardizer, &config, device, &opts) {
         // The features or settings changed since the checkpoint (a rebuilt cache, another
         // --alpha): nothing of it can be reused, so the path starts over.
-        Err(solver::SolverError::CheckpointMismatch { reason, .. }) => {
+        Err(
+            solver::SolverError::CheckpointMismatch { reason, .. }
+            | solver::SolverError::CheckpointStale { reason, .. },
+        ) => {
             eprintln!("note: the path checkpoint in {} is for other data or settings ({reason}); starting the path over", out.display());
             solver::run_path(
                 problem.clone(),

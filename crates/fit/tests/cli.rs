@@ -577,3 +577,192 @@ fn streamed_and_half_precision_features_follow_the_in_memory_path() {
         }
     }
 }
+
+/// A `.npy` file with the given header dictionary and raw body.
+fn raw_npy(path: &Path, header: &str, body: &[u8]) {
+    let mut h = header.as_bytes().to_vec();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&h);
+    bytes.extend_from_slice(body);
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn records(out: &Path) -> Vec<serde_json::Value> {
+    path_report(out)["records"].as_array().unwrap().clone()
+}
+
+fn layer_count(out: &Path) -> usize {
+    std::fs::read_dir(out.join("layers")).map_or(0, |d| d.count())
+}
+
+/// The hostile inputs of issue 21 that once panicked, aborted or exited 0 with wrong output:
+/// each now fails with one line before any long stage, or gives the right output.
+#[test]
+fn hostile_inputs_fail_cleanly_or_give_the_right_output() {
+    let dir = common::scratch("cli", "hostile");
+    let (n, d, k) = (200, 6, 3);
+    let (x, y) = make_split(&dir, "train", n, d, k, 1);
+    make_split(&dir, "val", 50, d, k, 2);
+    let out = dir.join("out");
+
+    // An absurd label: no billion-class one-hot, an error naming --num-classes; and a real
+    // --num-classes that size is refused by the memory plan before anything is allocated.
+    let mut big = y.clone();
+    big[3] = 1_000_000_000;
+    save(&dir, "train", &x, &big, n, d);
+    assert_clean_error(&run_path(&dir, &out, &[]), "give --num-classes 1000000001");
+    assert_clean_error(
+        &run_path(&dir, &out, &["--num-classes", "1000000001"]),
+        "GB of host memory",
+    );
+    save(&dir, "train", &x, &y, n, d);
+    assert_clean_error(&run_path(&dir, &out, &["--k", "99999999999"]), "at most 100000");
+
+    // Option values checked before the path, so no layers folder is left without a path.json.
+    for t in ["nan", "-1"] {
+        assert_clean_error(
+            &run_path(&dir, &out, &[&format!("--select-threshold={t}")]),
+            "selection threshold",
+        );
+    }
+    assert!(!out.join("layers").exists() && !out.join("path.json").exists());
+
+    // A step size far too large: the path diverges and says so instead of reporting 5e27.
+    assert_clean_error(&run_path(&dir, &out, &["--lr", "1e30"]), "diverged at lambda #2");
+    assert!(!out.join("path.json").exists());
+
+    // Malformed .npy headers.
+    let body: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bad = dir.join("X_bad.npy");
+    let bad_run = |header: &str| {
+        raw_npy(&bad, header, &body);
+        fit()
+            .args(["path", "--quiet", "--k", "3", "--train"])
+            .arg(format!("{},{}", bad.display(), dir.join("y_train.npy").display()))
+            .arg("--val")
+            .arg(dir.join("X_val.npy"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    for descr in ["", "<f0"] {
+        let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (200, 6), }}");
+        assert_clean_error(&bad_run(&header), "unsupported dtype");
+    }
+    assert_clean_error(
+        &bad_run("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }"),
+        "more values than memory can address",
+    );
+    // Fortran order is read as Fortran order: the same path as the C-order file.
+    let fortran: Vec<u8> = (0..d)
+        .flat_map(|j| (0..n).map(move |i| (i, j)))
+        .flat_map(|(i, j)| x[i * d + j].to_le_bytes())
+        .collect();
+    raw_npy(
+        &bad,
+        "{'descr': '<f4', 'fortran_order': True, 'shape': (200, 6), }",
+        &fortran,
+    );
+    let f_out = dir.join("fortran");
+    let ran = fit()
+        .args(["path", "--quiet", "--k", "5", "--train"])
+        .arg(format!("{},{}", bad.display(), dir.join("y_train.npy").display()))
+        .arg("--val")
+        .arg(dir.join("X_val.npy"))
+        .arg("--out")
+        .arg(&f_out)
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert!(run_path(&dir, &out, &[]).status.success());
+    assert_same_layers(&out, &f_out, 5);
+
+    // A rerun with a smaller --k leaves no layer of the longer path behind.
+    assert!(run_path(&dir, &out, &["--k", "8"]).status.success());
+    assert_eq!(layer_count(&out), 8);
+    assert!(run_path(&dir, &out, &["--k", "4"]).status.success());
+    assert_eq!((layer_count(&out), records(&out).len()), (4, 4));
+
+    // --resume --first 3 after 8 λs reports the 3 asked for.
+    assert!(run_path(&dir, &out, &["--k", "8"]).status.success());
+    assert!(run_path(&dir, &out, &["--k", "8", "--resume", "--first", "3"])
+        .status
+        .success());
+    assert_eq!(records(&out).len(), 3);
+    // A resume notices a layer file deleted or overwritten since the checkpoint.
+    let third = out.join("layers/lambda_002.safetensors");
+    let saved = std::fs::read(&third).unwrap();
+    std::fs::write(&third, b"overwritten").unwrap();
+    assert_clean_error(
+        &run_path(&dir, &out, &["--k", "8", "--resume"]),
+        "lambda_002.safetensors is changed since the checkpoint",
+    );
+    std::fs::remove_file(&third).unwrap();
+    assert_clean_error(
+        &run_path(&dir, &out, &["--k", "8", "--resume"]),
+        "lambda_002.safetensors is missing since the checkpoint",
+    );
+    std::fs::write(&third, saved).unwrap();
+    assert!(run_path(&dir, &out, &["--k", "8", "--resume"]).status.success());
+
+    // A second command on a folder being written fails at once.
+    let lock = std::fs::File::open(out.join(solver::io::LOCK_FILE)).unwrap();
+    lock.try_lock().unwrap();
+    assert_clean_error(&run_path(&dir, &out, &[]), "another process is writing into");
+    drop(lock);
+    assert!(run_path(&dir, &out, &[]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The later stages' hostile options and files: one line each, before any long stage.
+#[test]
+fn hostile_options_of_interpret_debug_and_report_fail_cleanly() {
+    let dir = common::scratch("cli", "hostile-run");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_idx(&data, "train", &common::labels(300, 3), 1);
+    common::write_idx(&data, "t10k", &common::labels(90, 3), 2);
+    let run = dir.join("run");
+    let made = common::pixels_job(&data, &run, &[]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let stage = |args: &[&str]| fit().args(args).arg("--run").arg(&run).output().unwrap();
+    assert_clean_error(
+        &stage(&["interpret", "--kernel-width", "nan"]),
+        "--kernel-width must be a positive number",
+    );
+    assert_clean_error(
+        &stage(&["interpret", "--segments", "0"]),
+        "--segments must be at least 1",
+    );
+    assert!(stage(&[
+        "interpret",
+        "--quiet",
+        "--lime-samples",
+        "16",
+        "--max-features",
+        "1",
+        "--feature-vis",
+        "0"
+    ])
+    .status
+    .success());
+    let missing = dir.join("no-such-words.txt");
+    assert_clean_error(
+        &stage(&["debug", "--probe-words", missing.to_str().unwrap()]),
+        "does not exist",
+    );
+    assert_clean_error(
+        &stage(&["debug", "--placement", "middle"]),
+        "--placement must be append or prepend",
+    );
+    // A metrics.json emptied to `{}`: the report names the file instead of printing NaN.
+    std::fs::write(run.join("metrics.json"), b"{}").unwrap();
+    assert_clean_error(&stage(&["report"]), "metrics.json is not a run's metrics");
+    let _ = std::fs::remove_dir_all(&dir);
+}

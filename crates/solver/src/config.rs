@@ -178,6 +178,10 @@ impl Default for PathConfig {
     }
 }
 
+/// The most λs a path may have: each is a layer file and a record, and a grid this fine is
+/// already far below the solver's tolerance between neighbours.
+pub const MAX_LAMBDAS: usize = 100_000;
+
 impl PathConfig {
     /// Reject values the algorithm cannot run with, naming the flag.
     pub fn validate(&self) -> Result<()> {
@@ -187,6 +191,12 @@ impl PathConfig {
         }
         if self.n_lambdas == 0 {
             return bad("the path needs at least one lambda (k = 0 given)".into());
+        }
+        if self.n_lambdas > MAX_LAMBDAS {
+            return bad(format!(
+                "k = {} lambdas is more than a path can use (at most {MAX_LAMBDAS}; the paper's paths have 100)",
+                self.n_lambdas
+            ));
         }
         if !(self.eps > 0.0 && self.eps <= 1.0) {
             return bad(format!("eps must lie in (0, 1], got {}", self.eps));

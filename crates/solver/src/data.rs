@@ -634,6 +634,40 @@ pub struct Problem {
     pub k: usize,
 }
 
+/// Classes implied by the labels (max + 1) beyond this many times the distinct labels present
+/// (and beyond [`IMPLIED_CLASSES_FREE`]) mean an absurd label, not a real class count: a one-hot
+/// of a billion classes grows until the machine runs out of memory.
+pub const IMPLIED_CLASSES_PER_PRESENT: usize = 16;
+/// Implied class counts up to this are always accepted (ImageNet's 1,000 with a few present).
+pub const IMPLIED_CLASSES_FREE: usize = 1024;
+
+/// An error naming `--num-classes` when the largest label implies far more classes than occur.
+fn check_implied_classes(train: &Split, k: usize) -> Result<()> {
+    let Targets::Classes(labels) = &train.targets else {
+        return Ok(());
+    };
+    if k <= IMPLIED_CLASSES_FREE {
+        return Ok(());
+    }
+    let mut present: Vec<i64> = labels.clone();
+    present.sort_unstable();
+    present.dedup();
+    if k <= IMPLIED_CLASSES_PER_PRESENT.saturating_mul(present.len()) {
+        return Ok(());
+    }
+    let (row, max) = labels
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, l)| **l)
+        .map(|(i, l)| (i, *l))
+        .unwrap_or_default();
+    Err(SolverError::Config(format!(
+        "{} split: label {max} at row {row} implies {k} classes, but only {} distinct labels occur; number the classes 0..K-1, or give --num-classes {k} if there really are that many",
+        train.name,
+        present.len()
+    )))
+}
+
 impl Problem {
     /// Assemble and validate a problem. `k` defaults to what the training labels imply (max
     /// label + 1 over all splits for class labels).
@@ -648,15 +682,21 @@ impl Problem {
         if d == 0 {
             return Err(SolverError::Config("the training split has 0 features".into()));
         }
-        let k = k.unwrap_or_else(|| train.implied_outputs());
+        let k = match k {
+            Some(k) => k,
+            None => {
+                let k = train.implied_outputs();
+                check_implied_classes(&train, k)?;
+                k
+            }
+        };
         if k == 0 {
             return Err(SolverError::Config("no outputs: K = 0".into()));
         }
         train.validate(family, k, d)?;
         if let Targets::Classes(labels) = &train.targets {
-            let mut seen = vec![false; k];
-            labels.iter().for_each(|&l| seen[l as usize] = true);
-            if seen.iter().filter(|s| **s).count() < 2 {
+            // Not a k-long table: k may be huge (the memory plan refuses it later).
+            if labels.iter().all(|&l| l == labels[0]) {
                 return Err(SolverError::Config(format!(
                     "the training split holds a single class ({}); a classifier needs at least 2",
                     labels[0]

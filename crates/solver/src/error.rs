@@ -68,13 +68,30 @@ pub enum SolverError {
         source: std::io::Error,
     },
 
+    #[error(
+        "another process is writing into {dir} (it holds {lock}): wait for it to finish, or write elsewhere"
+    )]
+    Locked { dir: PathBuf, lock: PathBuf },
+
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{path}: {reason}")]
     BadFile { path: PathBuf, reason: String },
 
     #[error("checkpoint {path} does not belong to this problem: {reason}")]
     CheckpointMismatch { path: PathBuf, reason: String },
 
-    #[error("the solver diverged at lambda #{index} (lambda = {lambda:.4e}, lr = {lr:.3e}): the objective became {objective}; lower --lr")]
+    /// The checkpoint is this problem's, but the layer files it vouches for are not there as
+    /// it wrote them.
+    #[error("cannot resume from {path}: {reason}; run again without --resume to compute the path anew")]
+    CheckpointStale { path: PathBuf, reason: String },
+
+    #[error("the solver diverged at lambda #{index} (lambda = {lambda:.4e}, lr = {lr:.3e}): the objective reached {objective:.6e}, above what the previous lambda's solution gives; lower --lr (or use --lr auto)")]
     Diverged {
         index: usize,
         lambda: f64,
@@ -89,6 +106,13 @@ pub enum SolverError {
 pub type Result<T, E = SolverError> = std::result::Result<T, E>;
 
 impl SolverError {
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        SolverError::Write {
+            path: path.into(),
+            source,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         SolverError::Io {
             path: path.into(),

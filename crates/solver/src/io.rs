@@ -41,13 +41,55 @@ impl Array {
     }
 }
 
+/// An exclusive hold on an output folder while a command writes into it: a second command on
+/// the same folder fails at once instead of interleaving its files with the first's. Released
+/// when dropped (or when the process dies, so a killed run leaves no stale lock).
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: std::fs::File,
+}
+
+/// The lock file inside an output folder.
+pub const LOCK_FILE: &str = ".fit.lock";
+
+/// Create `dir` if needed and take its lock.
+pub fn lock_output(dir: &Path) -> Result<OutputLock> {
+    std::fs::create_dir_all(dir).map_err(|e| SolverError::write(dir, e))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SolverError::write(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(OutputLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SolverError::Locked {
+            dir: dir.to_path_buf(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(SolverError::Write { path, source: e }),
+    }
+}
+
+/// A 64-bit FNV-1a digest of `bytes` in hex: enough to notice a file deleted, truncated or
+/// rewritten since it was recorded (not a defence against a forger).
+pub fn content_hash(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// Write bytes to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| SolverError::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| SolverError::write(dir, e))?;
     let name = path
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
@@ -61,7 +103,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(SolverError::io(path, e));
+        return Err(SolverError::write(path, e));
     }
     Ok(())
 }
@@ -935,7 +977,12 @@ impl Layer {
     }
 
     pub fn save(&self, path: &Path, metadata: Option<HashMap<String, String>>) -> Result<()> {
-        let bytes = encode_safetensors(
+        write_atomic(path, &self.encode(metadata)?)
+    }
+
+    /// The layer file's bytes (safetensors: weight, bias, mean, std).
+    pub fn encode(&self, metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
+        encode_safetensors(
             &[
                 ("weight", vec![self.k, self.d], &self.weight),
                 ("bias", vec![self.k], &self.bias),
@@ -943,8 +990,7 @@ impl Layer {
                 ("std", vec![self.d], &self.std),
             ],
             metadata,
-        )?;
-        write_atomic(path, &bytes)
+        )
     }
 
     pub fn load(path: &Path) -> Result<Self> {

@@ -139,6 +139,32 @@ pub fn where_held(device: &burn::tensor::Device) -> String {
     }
 }
 
+/// This machine's physical memory (Linux `MemTotal`), in bytes.
+pub fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl MemoryPlan {
+    /// An error when the plan needs more host memory than the machine has at all: the path
+    /// would be killed partway (or take the machine down with it) instead of failing now.
+    pub fn check_fits_host(&self) -> crate::error::Result<()> {
+        if !self.device.starts_with("host memory") {
+            return Ok(());
+        }
+        match physical_memory() {
+            Some(total) if self.total() > total => Err(crate::error::SolverError::Config(format!(
+                "the path needs up to {:.1} GB of host memory (the memory plan above) and this machine has {:.1} GB: read the training rows from disk (--stream disk), keep the features in f16 (--storage f16), or fit fewer classes",
+                self.total() as f64 / 1e9,
+                total as f64 / 1e9
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The process's peak resident memory so far (Linux `VmHWM`), in bytes.
 pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

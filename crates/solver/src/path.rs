@@ -261,6 +261,9 @@ struct Checkpoint {
     /// The step multiplier reached (see [`AUTO_STEP_BOOST`]).
     boost: f64,
     records: Vec<LambdaRecord>,
+    /// [`io::content_hash`] of each completed λ's layer file, so a resume notices one deleted
+    /// or overwritten since (absent in checkpoints written before the hashes were kept).
+    layer_hashes: Option<Vec<String>>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -272,10 +275,15 @@ fn save_checkpoint(
     boost: f64,
     dims: (usize, usize),
     result: &PathResult,
+    layer_hashes: &[String],
 ) -> Result<()> {
     let (d, k) = dims;
     let (wt, b) = (host(&state.wt), host(&state.b));
     let mut meta = HashMap::new();
+    meta.insert(
+        "layer_hashes".to_string(),
+        serde_json::to_string(layer_hashes).expect("hashes serialize"),
+    );
     meta.insert("fingerprint".to_string(), fp.to_string());
     meta.insert("completed".to_string(), result.records.len().to_string());
     meta.insert("boost".to_string(), format!("{boost:e}"));
@@ -333,13 +341,59 @@ fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize)) -> Result<Option
         .get("boost")
         .and_then(|b| b.parse().ok())
         .ok_or_else(|| mismatch("no step multiplier ('boost')".into()))?;
+    let layer_hashes = match meta.get("layer_hashes") {
+        Some(h) => Some(serde_json::from_str(h).map_err(|_| mismatch("unreadable layer hashes".into()))?),
+        None => None,
+    };
     Ok(Some(Checkpoint {
         completed,
         state,
         previous,
         boost,
         records,
+        layer_hashes,
     }))
+}
+
+/// An error when a completed λ's layer file is missing or differs from the one the checkpoint
+/// recorded: a resumed path would report a layer it no longer has.
+fn check_layer_files(out: &Path, checkpoint: &Path, hashes: &[String]) -> Result<()> {
+    for (index, expected) in hashes.iter().enumerate() {
+        let file = layer_file(out, index);
+        let found = std::fs::read(&file).ok().map(|b| io::content_hash(&b));
+        if found.as_deref() != Some(expected.as_str()) {
+            return Err(SolverError::CheckpointStale {
+                path: checkpoint.into(),
+                reason: format!(
+                    "{} is {} since the checkpoint",
+                    file.display(),
+                    if found.is_none() { "missing" } else { "changed" }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Remove the layer files from `first` on: left by an earlier path in the same folder (a
+/// longer `--k`, or a run that was not resumed), they would sit beside this path's records.
+fn remove_layer_files_from(out: &Path, first: usize) -> Result<()> {
+    let dir = out.join("layers");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let index = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("lambda_"))
+            .and_then(|n| n.strip_suffix(".safetensors"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if index.is_some_and(|i| i >= first) {
+            std::fs::remove_file(entry.path()).map_err(|e| SolverError::write(entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Along a path, `--lr auto` raises the data's smoothness step `1/(3L(b))` up to this
@@ -951,6 +1005,7 @@ pub fn run_path(
     if opts.verbose {
         plan.lines().iter().for_each(|l| eprintln!("{l}"));
     }
+    plan.check_fits_host()?;
     let fp = fingerprint(&problem, config);
     let family = problem.family;
     let path_started = Instant::now();
@@ -983,8 +1038,13 @@ pub fn run_path(
     let mut boost = 1.0;
     let mut resumed: Option<(Tensor<2>, Tensor<2>)> = None;
 
+    let mut layer_hashes: Vec<String> = Vec::new();
     if let (Some(out), true) = (&opts.out_dir, opts.resume) {
         if let Some(ck) = load_checkpoint(&checkpoint_file(out), &fp, (d, k))? {
+            if let Some(hashes) = &ck.layer_hashes {
+                check_layer_files(out, &checkpoint_file(out), hashes)?;
+                layer_hashes = hashes.clone();
+            }
             let (wt, b) = ck.state;
             resumed = Some((read_tensor(device, wt, [d, k]), read_tensor(device, b, [1, k])));
             previous = ck
@@ -1003,6 +1063,9 @@ pub fn run_path(
             }
         }
     }
+    if let Some(out) = &opts.out_dir {
+        remove_layer_files_from(out, result.records.len())?;
+    }
     // Every λ starts from the table refilled at its start, so the resumed state is the
     // uninterrupted run's, bit for bit.
     // `grad`: the full gradient at the current state (the table is the exact one there).
@@ -1012,6 +1075,19 @@ pub fn run_path(
     };
     let total = lambdas.len();
     let end = opts.stop_after.map_or(total, |s| s.min(total));
+    if result.records.len() > end {
+        // The checkpoint is further along than asked: report the λs asked for (the layer files
+        // of the others stay, for a later resume).
+        if opts.verbose {
+            eprintln!(
+                "note: the checkpoint holds {} λs; reporting the first {end} as asked",
+                result.records.len()
+            );
+        }
+        result.records.truncate(end);
+        result.layers.truncate(end);
+        return finish(result, path_started);
+    }
     if let Some(reason) = result.records.last().and_then(|r| opts.early_end(r, k)) {
         // A resumed path that had already met its end rule stays ended.
         result.ended_early = Some(reason);
@@ -1072,7 +1148,7 @@ pub fn run_path(
                 objective,
                 ..
             } => SolverError::Diverged {
-                index,
+                index: index + 1,
                 lambda,
                 lr,
                 objective,
@@ -1112,6 +1188,7 @@ pub fn run_path(
         if opts.verbose {
             eprintln!("{}", record_line(&record, total, k));
         }
+        check_not_diverged(&record, result.records.last(), solved.lr)?;
         let writing = Instant::now();
         if let Some(out) = &opts.out_dir {
             // One metadata key, so the file's bytes do not depend on a map's iteration order.
@@ -1119,7 +1196,9 @@ pub fn run_path(
                 "path_entry".to_string(),
                 format!("{{\"index\": {index}, \"lambda\": {lambda:e}}}"),
             )]);
-            layer.save(&layer_file(out, index), Some(meta))?;
+            let bytes = layer.encode(Some(meta))?;
+            io::write_atomic(&layer_file(out, index), &bytes)?;
+            layer_hashes.push(io::content_hash(&bytes));
         }
         result.ended_early = opts.early_end(&record, k);
         result.records.push(record);
@@ -1135,6 +1214,7 @@ pub fn run_path(
                 boost,
                 (d, k),
                 &result,
+                &layer_hashes,
             )?;
         }
         result.write_seconds += writing.elapsed().as_secs_f64();
@@ -1142,9 +1222,36 @@ pub fn run_path(
             eprintln!("path ends after λ #{}: {reason}", index + 1);
         }
     }
+    finish(result, path_started)
+}
+
+/// The path's result with its peak memory and wall time.
+fn finish(mut result: PathResult, started: Instant) -> Result<PathResult> {
     result.peak_rss = memory::peak_rss();
-    result.path_seconds = path_started.elapsed().as_secs_f64();
+    result.path_seconds = started.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// How far (relative) a λ's objective may end above the previous λ's before the path counts
+/// as diverged. The previous solution is feasible at the new λ with an objective no larger
+/// (the penalty's weight fell), so a solved λ ends at or below it; a step size far above the
+/// loss's curvature ends orders of magnitude above (`--lr 1e30`: 5e27 after λ #2).
+const DIVERGED_ABOVE_PREVIOUS: f64 = 0.01;
+
+/// An error when `record` ended above what the previous λ's solution already achieves.
+fn check_not_diverged(record: &LambdaRecord, previous: Option<&LambdaRecord>, lr: f64) -> Result<()> {
+    let bound = previous.map_or(f64::INFINITY, |p| {
+        p.objective + DIVERGED_ABOVE_PREVIOUS * p.objective.abs().max(1e-6)
+    });
+    if record.objective.is_finite() && record.objective <= bound {
+        return Ok(());
+    }
+    Err(SolverError::Diverged {
+        index: record.index + 1,
+        lambda: record.lambda,
+        lr,
+        objective: record.objective,
+    })
 }
 
 /// One terminal line per λ; per-class counts are summarised (K may be 1,000).
