@@ -581,7 +581,7 @@ fn streamed_and_half_precision_features_follow_the_in_memory_path() {
 /// A `.npy` file with the given header dictionary and raw body.
 fn raw_npy(path: &Path, header: &str, body: &[u8]) {
     let mut h = header.as_bytes().to_vec();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(b' ');
     }
     h.push(b'\n');
