@@ -152,6 +152,9 @@ impl std::fmt::Display for CacheState {
     }
 }
 
+/// Seconds between two progress lines of an extraction in a log.
+const LOG_EVERY_SECONDS: f64 = 5.0;
+
 /// An open cache folder whose manifest is the one asked for.
 #[derive(Debug)]
 pub struct FeatureCache {
@@ -315,7 +318,13 @@ impl FeatureCache {
             return Ok(0);
         }
         let todo: usize = missing.iter().map(|&i| ranges[i].len()).sum();
-        let bar = if progress {
+        // A bar on a terminal; in a log (stderr redirected), a line every few seconds.
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let log_lines = progress && !terminal;
+        let started = std::time::Instant::now();
+        let mut last_line = started;
+        let mut done = spec.n - todo;
+        let bar = if progress && terminal {
             let bar = ProgressBar::with_draw_target(Some(spec.n as u64), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
@@ -377,6 +386,16 @@ impl FeatureCache {
             let bytes = encode_arrays(&[("features", &features), ("labels", &labels)], Some(meta))?;
             write_atomic(&self.shard_path(split, i), &bytes)?;
             bar.inc(rows as u64);
+            done += rows;
+            if log_lines && (last_line.elapsed().as_secs_f64() >= LOG_EVERY_SECONDS || done == spec.n) {
+                last_line = std::time::Instant::now();
+                let seconds = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "features {split}: {done}/{} examples ({:.1}/s, {seconds:.0} s)",
+                    spec.n,
+                    (done - (spec.n - todo)) as f64 / seconds.max(1e-9)
+                );
+            }
         }
         bar.finish_and_clear();
         Ok(todo)

@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use solver::BackendKind;
 
-use crate::progress::progress_bar;
+use crate::progress::Progress;
 use crate::run_folder::{DebugOutput, ErrorExample, LoadedRun, RunFolder};
 
 #[derive(Args, Debug, Clone)]
@@ -253,7 +253,7 @@ pub fn run(args: DebugArgs) -> Result<()> {
         if verbose {
             eprintln!("bias probe: {} words × {} inputs", words.len(), inputs.len());
         }
-        let bar = progress_bar(words.len(), "bias probe", verbose);
+        let bar = std::cell::RefCell::new(Progress::new(words.len(), "bias probe words", verbose));
         let probe = bias_probe(
             texts,
             &inputs,
@@ -262,12 +262,12 @@ pub fn run(args: DebugArgs) -> Result<()> {
             placement,
             &layers,
             |batch: &[String]| {
-                bar.inc(1);
+                bar.borrow_mut().inc();
                 forward(batch)
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        bar.finish_and_clear();
+        bar.into_inner().finish();
         output.probe = Some(probe);
 
         let from_class = match &args.from_class {
@@ -308,7 +308,11 @@ pub fn run(args: DebugArgs) -> Result<()> {
                         config.sentences, names[from], config.lime.samples
                     );
                 }
-                let bar = progress_bar(config.sentences, "counterfactuals", verbose);
+                let bar = std::cell::RefCell::new(Progress::new(
+                    config.sentences,
+                    "counterfactual sentences",
+                    verbose,
+                ));
                 let result = counterfactuals(
                     texts,
                     &acts,
@@ -318,13 +322,13 @@ pub fn run(args: DebugArgs) -> Result<()> {
                     &config,
                     |batch: &[String]| {
                         if batch.len() == config.lime.samples {
-                            bar.inc(1);
+                            bar.borrow_mut().inc();
                         }
                         forward(batch)
                     },
                 )
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-                bar.finish_and_clear();
+                bar.into_inner().finish();
                 if verbose {
                     for l in &result.layers {
                         eprintln!(

@@ -15,7 +15,7 @@ use interpret::lime::{LimeConfig, LimeError};
 use interpret::reading::{self, ReadConfig};
 use solver::{BackendKind, Layer};
 
-use crate::progress::progress_bar;
+use crate::progress::Progress;
 use crate::run_folder::{
     class_features, ClassFeatures, ExampleInfo, FeaturePictures, InterpretOutput, LoadedRun, RunFolder,
     VisualizedFeature,
@@ -223,11 +223,8 @@ pub fn run(args: InterpretArgs) -> Result<()> {
         is_text,
         loaded.recipe.extract_batch_size,
     ));
-    let bar = progress_bar(0, "LIME", verbose);
-    let mut progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
+    let mut bar = Progress::new(0, "LIME inputs", verbose);
+    let mut progress = |done: usize, total: usize| bar.set_of(done, total);
     let pictures_dir = run_dir.join("report");
     std::fs::create_dir_all(&pictures_dir)
         .with_context(|| format!("cannot create {}", pictures_dir.display()))?;
@@ -245,7 +242,7 @@ pub fn run(args: InterpretArgs) -> Result<()> {
             |batch| backbone.text_features(batch).map_err(forward_error),
             &mut progress,
         )?;
-        bar.finish_and_clear();
+        bar.finish_bar();
         for r in &readings {
             let cloud = |words: &[reading::WordWeight]| -> Vec<interpret::wordcloud::CloudWord> {
                 words
@@ -285,7 +282,7 @@ pub fn run(args: InterpretArgs) -> Result<()> {
             |batch| backbone.view_features(batch).map_err(forward_error),
             &mut progress,
         )?;
-        bar.finish_and_clear();
+        bar.finish_bar();
         for r in &readings {
             let views = r
                 .top

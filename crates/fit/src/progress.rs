@@ -46,6 +46,21 @@ impl Progress {
         }
     }
 
+    /// `done` of `total` steps are done (for loops that learn their length as they go).
+    pub fn set_of(&mut self, done: usize, total: usize) {
+        if total != self.total {
+            self.total = total;
+            self.bar.set_length(total as u64);
+        }
+        self.set(done);
+    }
+
+    /// One more step is done.
+    pub fn inc(&mut self) {
+        let done = self.bar.position() as usize + 1;
+        self.set(done);
+    }
+
     /// `done` of the total steps are done.
     pub fn set(&mut self, done: usize) {
         self.bar.set_position(done as u64);
@@ -60,7 +75,12 @@ impl Progress {
         }
     }
 
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        self.finish_bar();
+    }
+
+    /// Clear the bar (a loop's value that outlives it keeps the value).
+    pub fn finish_bar(&mut self) {
         self.bar.finish_and_clear();
     }
 }
