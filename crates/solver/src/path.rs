@@ -355,6 +355,13 @@ fn load_checkpoint(path: &Path, fp: &str, dims: (usize, usize)) -> Result<Option
     }))
 }
 
+/// Read a checkpoint as a resume would (`fingerprint` and `dims` = (d, K) of the problem it
+/// must belong to): the number of completed λs, none when there is no file, an error for a
+/// checkpoint that is not this problem's or not readable. Public for the hostile-input suite.
+pub fn read_checkpoint(path: &Path, fingerprint: &str, dims: (usize, usize)) -> Result<Option<usize>> {
+    Ok(load_checkpoint(path, fingerprint, dims)?.map(|c| c.completed))
+}
+
 /// An error when a completed λ's layer file is missing or differs from the one the checkpoint
 /// recorded: a resumed path would report a layer it no longer has.
 fn check_layer_files(out: &Path, checkpoint: &Path, hashes: &[String]) -> Result<()> {
