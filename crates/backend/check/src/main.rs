@@ -27,11 +27,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
 }
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("FIT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("data"))
-}
+use model_hub::data_dir;
 
 /// A named f32 tensor: name, shape, values.
 type NamedTensor = (String, Vec<usize>, Vec<f32>);

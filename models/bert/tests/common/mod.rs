@@ -26,12 +26,8 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// `$FIT_DATA_DIR` or `<workspace>/data`, where `cargo xtask fetch` lays out the real data.
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("FIT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
-}
+/// The data folder `cargo xtask fetch` fills.
+pub use model_hub::data_dir;
 
 /// all-MiniLM-L6-v2 from the PyPI wheel, or a panic telling how to get it.
 pub fn minilm_dir() -> PathBuf {

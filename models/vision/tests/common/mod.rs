@@ -36,12 +36,8 @@ pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// The data folder `cargo xtask fetch` fills: `$FIT_DATA_DIR`, else `<workspace>/data`.
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("FIT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"))
-}
+/// The data folder `cargo xtask fetch` fills.
+pub use model_hub::data_dir;
 
 /// A file under the data folder, or a panic saying how to get it.
 pub fn data_file(rel: &str) -> PathBuf {
