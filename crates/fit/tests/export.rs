@@ -162,6 +162,14 @@ fn resnet_run_exports_a_torchvision_resnet50_with_the_sparse_fc() {
             .unwrap(),
         "fit export --to timm",
     );
+    ok(
+        fit()
+            .args(["export", "--to", "linear", "--run"])
+            .arg(&run)
+            .output()
+            .unwrap(),
+        "fit export --to linear",
+    );
     let exported = run.join("export/selected_torchvision.safetensors");
     assert_eq!(
         std::fs::read(&exported).unwrap(),
@@ -194,6 +202,9 @@ fn resnet_run_exports_a_torchvision_resnet50_with_the_sparse_fc() {
     theirs.sort();
     assert_eq!(ours, theirs, "torchvision resnet50(num_classes=3)'s state dict");
     assert_logits_match(&preds, &expected);
+    // The linear export, loaded strictly into nn.Linear(2048, 3) on torchvision's pooled
+    // features, gave the same logits.
+    assert!(expected["linear_max_abs_diff_vs_fit"].as_f64().unwrap() <= TOLERANCE);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
