@@ -711,6 +711,11 @@ fn hostile_inputs_fail_cleanly_or_give_the_right_output() {
     std::fs::write(&third, saved).unwrap();
     assert!(run_path(&dir, &out, &["--k", "8", "--resume"]).status.success());
 
+    // A write that fails is reported as a write: --out names a file, not a folder.
+    let not_a_dir = dir.join("a-file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    assert_clean_error(&run_path(&dir, &not_a_dir, &[]), "cannot write");
+
     // A second command on a folder being written fails at once.
     let lock = std::fs::File::open(out.join(solver::io::LOCK_FILE)).unwrap();
     lock.try_lock().unwrap();
