@@ -206,7 +206,11 @@ impl Backbone {
                 backbone: format!("bert {}", encoder.name()),
                 weights_sha256: encoder.weights_fingerprint(),
                 feature_mode: mode.to_string(),
-                preprocessing: format!("tokenizer.json, max {} tokens", encoder.max_length()),
+                preprocessing: format!(
+                    "{}, max {} tokens",
+                    encoder.inputs_fingerprint(),
+                    encoder.max_length()
+                ),
                 dim: encoder.feature_dim(*mode),
             },
             Backbone::Vision { model, mode, pre, .. } => Description {

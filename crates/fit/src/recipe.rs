@@ -36,6 +36,19 @@ pub struct RunRecipe {
     pub class_names: Vec<String>,
     /// Features per class of the top-k evaluation.
     pub top_k: usize,
+    /// What the feature cache held when the run read it ([`features_identity`]), so a later
+    /// stage notices a shared cache rebuilt since for another backbone (absent in runs made
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features_identity: Option<String>,
+}
+
+/// The backbone, weights, feature mode and preprocessing a feature cache's features come from.
+pub fn features_identity(manifest: &features::Manifest) -> String {
+    format!(
+        "{} | weights {} | {} | {}",
+        manifest.backbone, manifest.weights_sha256, manifest.feature_mode, manifest.preprocessing
+    )
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -446,6 +446,7 @@ fn extract_features(job: &Job, data: &DatasetSplits, label_columns: Vec<String>)
         cache: std::fs::canonicalize(&cache_dir).unwrap_or_else(|_| cache_dir.clone()),
         class_names: data.train.class_names.clone(),
         top_k: args.top_k,
+        features_identity: Some(recipe::features_identity(cache.manifest())),
     }
     .save(out)?;
     if verbose {

@@ -331,6 +331,13 @@ impl LoadedRun {
         let (folder, recipe) = RunFolder::open_finished(run)?;
         let data = recipe.load_data()?;
         let cache = FeatureCache::open_existing(&recipe.cache)?;
+        let now = crate::recipe::features_identity(cache.manifest());
+        if recipe.features_identity.as_ref().is_some_and(|then| *then != now) {
+            bail!(
+                "the feature cache at {} now holds other features ({now}) than the run read: rerun `fit` to remake the run",
+                recipe.cache.display()
+            );
+        }
         let fingerprint = datasets::fingerprint(&data)?;
         if fingerprint != cache.manifest().dataset_fingerprint {
             bail!(

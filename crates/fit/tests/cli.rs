@@ -766,6 +766,12 @@ fn hostile_options_of_interpret_debug_and_report_fail_cleanly() {
         &stage(&["debug", "--placement", "middle"]),
         "--placement must be append or prepend",
     );
+    // A shared feature cache rebuilt since for other features: the later stages notice.
+    let manifest = run.join("features/manifest.json");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, original.replace("pixel / 255", "pixel / 256")).unwrap();
+    assert_clean_error(&stage(&["debug"]), "now holds other features");
+    std::fs::write(&manifest, original).unwrap();
     // A metrics.json emptied to `{}`: the report names the file instead of printing NaN.
     std::fs::write(run.join("metrics.json"), b"{}").unwrap();
     assert_clean_error(&stage(&["report"]), "metrics.json is not a run's metrics");

@@ -207,6 +207,8 @@ pub struct TextEncoder {
     name: String,
     weights_path: PathBuf,
     fingerprint: String,
+    /// sha256 of config.json and tokenizer.json: what turns text into the network's input.
+    inputs_fingerprint: String,
     default_mode: FeatureMode,
     options: LoadOptions,
 }
@@ -387,6 +389,11 @@ impl TextEncoder {
         })?;
         weights::load(&mut net, &weights_path, &inspection)?;
         let fingerprint = sha256_file(&weights_path)?;
+        let inputs_fingerprint = format!(
+            "config.json {} tokenizer.json {}",
+            sha256_file(&config_path)?,
+            sha256_file(&tokenizer_path)?
+        );
 
         let default_mode = st.mode.unwrap_or(if inspection.parts.roberta_head.is_some() {
             FeatureMode::RobertaDense
@@ -404,6 +411,7 @@ impl TextEncoder {
             name: model.display_name(),
             weights_path,
             fingerprint,
+            inputs_fingerprint,
             default_mode,
             options,
         })
@@ -441,6 +449,12 @@ impl TextEncoder {
     /// Hex sha256 of the weights file (for feature-cache manifests).
     pub fn weights_fingerprint(&self) -> String {
         self.fingerprint.clone()
+    }
+
+    /// sha256 of the model's config.json and tokenizer.json: a feature cache keyed on the
+    /// weights alone would not notice a changed tokenizer or maximum length.
+    pub fn inputs_fingerprint(&self) -> &str {
+        &self.inputs_fingerprint
     }
 
     /// The mode the model was made for: sentence-transformers' pooling when its files say so,
