@@ -110,6 +110,7 @@ impl Checkpoint {
             scan_zip_pickle(&path)?;
             (Format::TorchZip, read_torch(&path)?)
         } else if is_tar(&bytes) {
+            scan_tar_pickles(&path, &bytes)?;
             (Format::TorchTar, read_torch(&path)?)
         } else if let Some(n) = safetensors_header_len(&bytes) {
             (Format::Safetensors, read_safetensors(&path, bytes, n)?)
@@ -280,6 +281,46 @@ fn scan(path: &Path, outcome: std::result::Result<usize, ScanError>) -> Result<(
     }
 }
 
+/// The pickles of PyTorch's early tar layout (members `sys_info` and `pickle`, the object
+/// itself) through the same allow-list as the zip and legacy layouts: a tar checkpoint must
+/// not be a way around it.
+fn scan_tar_pickles(path: &Path, bytes: &[u8]) -> Result<()> {
+    let corrupt = |why: String| VisionError::NotACheckpoint {
+        path: path.into(),
+        why,
+    };
+    let mut pos = 0usize;
+    let mut scanned_object = false;
+    while pos + 512 <= bytes.len() {
+        let header = &bytes[pos..pos + 512];
+        if header.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name_end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        let name = String::from_utf8_lossy(&header[..name_end]).into_owned();
+        let size_field = String::from_utf8_lossy(&header[124..136]);
+        let size = usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .map_err(|_| corrupt(format!("tar member {name} has no readable size")))?;
+        let start = pos + 512;
+        let end = start
+            .checked_add(size)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| corrupt(format!("tar member {name} runs past the end of the file")))?;
+        let member = name.rsplit('/').next().unwrap_or(&name);
+        if member == "pickle" || member == "sys_info" {
+            scan(path, pickle_scan::scan_pickle(&bytes[start..end], 0))?;
+            scanned_object |= member == "pickle";
+        }
+        pos = start + size.div_ceil(512) * 512;
+    }
+    if !scanned_object {
+        return Err(corrupt(
+            "a tar archive without the `pickle` member of a torch checkpoint".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn scan_zip_pickle(path: &Path) -> Result<()> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|source| VisionError::Io {
@@ -438,4 +479,49 @@ fn read_safetensors(path: &Path, bytes: Vec<u8>, header_len: usize) -> Result<BT
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar archive with one member per `(name, data)`.
+    fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in members {
+            let mut h = [0u8; 512];
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            h[100..108].copy_from_slice(b"0000644\0");
+            h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+            h[156] = b'0';
+            h[257..263].copy_from_slice(b"ustar\0");
+            out.extend_from_slice(&h);
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    #[test]
+    fn tar_checkpoints_go_through_the_pickle_allow_list() {
+        let path = Path::new("model.tar");
+        // GLOBAL os.system: refused, as in the zip and legacy layouts.
+        let evil = tar(&[
+            ("sys_info", b"\x80\x02}q\x00."),
+            ("pickle", b"\x80\x02cos\nsystem\nq\x00."),
+        ]);
+        assert!(is_tar(&evil));
+        match scan_tar_pickles(path, &evil) {
+            Err(VisionError::UnknownGlobal { module, name, .. }) => {
+                assert_eq!((module.as_str(), name.as_str()), ("os", "system"))
+            }
+            other => panic!("expected an unknown global, got {other:?}"),
+        }
+        // A plain dict passes; a tar without the object pickle, or cut short, does not.
+        assert!(scan_tar_pickles(path, &tar(&[("pickle", b"\x80\x02}q\x00.")])).is_ok());
+        assert!(scan_tar_pickles(path, &tar(&[("storages", b"\x80\x02}q\x00.")])).is_err());
+        let cut = tar(&[("pickle", b"\x80\x02}q\x00.")]);
+        assert!(scan_tar_pickles(path, &cut[..515]).is_err());
+    }
 }
