@@ -729,13 +729,7 @@ fn hostile_inputs_fail_cleanly_or_give_the_right_output() {
 #[test]
 fn hostile_options_of_interpret_debug_and_report_fail_cleanly() {
     let dir = common::scratch("cli", "hostile-run");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_idx(&data, "train", &common::labels(300, 3), 1);
-    common::write_idx(&data, "t10k", &common::labels(90, 3), 2);
-    let run = dir.join("run");
-    let made = common::pixels_job(&data, &run, &[]);
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let run = common::small_pixels_run(&dir);
     let stage = |args: &[&str]| fit().args(args).arg("--run").arg(&run).output().unwrap();
     assert_clean_error(
         &stage(&["interpret", "--kernel-width", "nan"]),

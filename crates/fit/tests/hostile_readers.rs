@@ -276,13 +276,7 @@ fn checkpoint_reader_survives_hostile_files() {
 #[test]
 fn run_folder_readers_survive_hostile_files() {
     let dir = common::scratch("hostile", "run");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_idx(&data, "train", &common::labels(300, 3), 1);
-    common::write_idx(&data, "t10k", &common::labels(90, 3), 2);
-    let run = dir.join("run");
-    let made = common::pixels_job(&data, &run, &[]);
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let run = common::small_pixels_run(&dir);
     let interpreted = common::fit()
         .args([
             "interpret",

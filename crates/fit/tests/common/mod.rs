@@ -84,6 +84,18 @@ pub fn pixels_job(data: &Path, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A finished pixels run (300 training and 90 test 8×8 images of 3 classes) in `dir/run`.
+pub fn small_pixels_run(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx(&data, "train", &labels(300, 3), 1);
+    write_idx(&data, "t10k", &labels(90, 3), 2);
+    let run = dir.join("run");
+    let made = pixels_job(&data, &run, &[]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    run
+}
+
 /// `fit predict` on the raw inputs of a finished run's evaluated split gives the predictions
 /// behind its metrics.json: per input the classes the run's layers give on the cached features,
 /// the same accuracies, and every logit equal to the bias plus the listed contributions.
