@@ -292,12 +292,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         alpha: 0.0,
         ..path.config.clone()
     };
-    let (dense, _) = solver::fit_lambda(
+    let (dense, _) = solver::fit_lambda_shown(
         &splits.problem,
         &splits.standardizer,
         dense_lambda,
         &dense_config,
         &job.device,
+        job.verbose.then_some("dense (ridge)"),
     )?;
     let seconds_dense = started.elapsed().as_secs_f64();
     dense.save(&job.out.join("dense.safetensors"), None)?;

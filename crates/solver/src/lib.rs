@@ -33,7 +33,9 @@ pub use data::{Features, Problem, Split, Standardizer, Storage, Targets};
 pub use error::{Result, SolverError};
 pub use io::{FeatureSource, Layer};
 pub use memory::MemoryPlan;
-pub use path::{fit_lambda, run_path, LambdaRecord, PathResult, RunOptions, SplitMetrics, StopReason};
+pub use path::{
+    fit_lambda, fit_lambda_shown, run_path, LambdaRecord, PathResult, RunOptions, SplitMetrics, StopReason,
+};
 pub use select::{select, Selection, Threshold};
 
 /// Re-exported so users need not depend on burn to name a device.

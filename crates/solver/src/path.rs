@@ -1313,6 +1313,19 @@ pub fn fit_lambda(
     config: &PathConfig,
     device: &Device,
 ) -> Result<(Layer, LambdaRecord)> {
+    fit_lambda_shown(problem, standardizer, lambda, config, device, None)
+}
+
+/// [`fit_lambda`] with its progress shown under `label` (a bar on a terminal, a line a minute
+/// in a log), for fits long enough to need it (the dense layer at ImageNet size).
+pub fn fit_lambda_shown(
+    problem: &Problem,
+    standardizer: &Standardizer,
+    lambda: f64,
+    config: &PathConfig,
+    device: &Device,
+    label: Option<&str>,
+) -> Result<(Layer, LambdaRecord)> {
     config.validate()?;
     if !(lambda >= 0.0 && lambda.is_finite()) {
         return Err(SolverError::Config(format!("lambda must be >= 0, got {lambda}")));
@@ -1327,7 +1340,12 @@ pub fn fit_lambda(
         group: config.group,
         family: problem.family,
     };
-    let bar = progress_bar(&RunOptions::default(), config.max_epochs, String::new());
+    let shown = RunOptions {
+        progress: label.is_some(),
+        verbose: label.is_some(),
+        ..RunOptions::default()
+    };
+    let bar = progress_bar(&shown, config.max_epochs, label.unwrap_or_default().to_string());
     let started = Instant::now();
     // The intercept-only start is the solution at λ_max: the strong rule starts from there.
     let lambda_max = engine::lambda_max(&dp.train, config.alpha, config.group);
