@@ -349,6 +349,11 @@ fn load_splits(job: &Job) -> Result<(DatasetSplits, Vec<String>)> {
         .clone()
         .unwrap_or_else(|| LoadOptions::default().label_columns);
     let options = recipe::load_options(args.random_seed, args.val_frac, args.balance, &label_columns);
+    let started = Instant::now();
+    if verbose {
+        // Listing and decoding an ImageNet-size tree takes a while: say what is happening.
+        eprintln!("dataset {kind}: reading {}", dataset_path.display());
+    }
     let data: DatasetSplits =
         recipe::load_data(kind, dataset_path, &options, args.max_examples, args.random_seed)?;
     let Some(val) = &data.val else {
@@ -357,8 +362,9 @@ fn load_splits(job: &Job) -> Result<(DatasetSplits, Vec<String>)> {
     datasets::check_split_has_classes("train", &data.train)?;
     if verbose {
         eprintln!(
-            "dataset {kind} from {}: train {}, val {}, test {}",
+            "dataset {kind} from {} ({:.1} s): train {}, val {}, test {}",
             dataset_path.display(),
+            started.elapsed().as_secs_f64(),
             data.train.len(),
             val.len(),
             data.test.as_ref().map_or(0, LabeledSet::len)
