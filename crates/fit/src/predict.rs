@@ -534,9 +534,9 @@ pub fn render_html(predictions: &[Prediction], top: usize, images: bool, run: &P
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>fit predict</title><style>\
          body{font-family:sans-serif;margin:1.5em;max-width:80em}\
          .input{border-top:1px solid #ccc;padding:1em 0;display:flex;gap:1.5em}\
-         .input>img{max-width:14em;align-self:flex-start}\
+         .input>img{width:10em;align-self:flex-start;image-rendering:pixelated}\
          table{border-collapse:collapse}td,th{padding:.2em .6em;text-align:left;vertical-align:top}\
-         .pos{color:#1a7f37}.neg{color:#b42318}td img{max-height:6em}\
+         .pos{color:#1a7f37}.neg{color:#b42318}td img{max-height:6em;max-width:100%}\
          </style></head><body>\n",
     );
     let _ = writeln!(
