@@ -325,9 +325,33 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The path's settings from the job's options.
+fn path_config(args: &RunArgs, family: Family) -> PathConfig {
+    PathConfig {
+        family,
+        alpha: args.alpha,
+        n_lambdas: args.k,
+        eps: args.lam_factor,
+        group: args.group,
+        lr: args.lr,
+        batch_size: args.batch_size,
+        max_epochs: args.max_epochs,
+        tol: args.tol,
+        lookbehind: args.lookbehind,
+        seed: args.random_seed,
+        screen: !args.no_screen,
+        screen_pairs: !args.no_pair_screen,
+        ..PathConfig::default()
+    }
+}
+
 impl Job {
     fn resolve(args: RunArgs) -> Result<Self> {
         let (args, kind, arch, dataset_path, out) = defaults(args)?;
+        // The path's and the selection's options checked now, not after minutes of features
+        // (the family, known once the labels are read, does not change what is valid).
+        path_config(&args, Family::Multinomial).validate()?;
+        Threshold::Absolute(args.select_threshold).validate()?;
         let device = args.backend.device()?;
         Ok(Job {
             verbose: !args.quiet,
@@ -532,23 +556,7 @@ fn fit_path(job: &Job, splits: &Standardized) -> Result<FittedPath> {
     let (args, out, device, verbose) = (&job.args, &job.out, &job.device, job.verbose);
     let (problem, standardizer, family) = (&splits.problem, &splits.standardizer, splits.family);
     let k = problem.k;
-    let config = PathConfig {
-        family,
-        alpha: args.alpha,
-        n_lambdas: args.k,
-        eps: args.lam_factor,
-        group: args.group,
-        lr: args.lr,
-        batch_size: args.batch_size,
-        max_epochs: args.max_epochs,
-        tol: args.tol,
-        lookbehind: args.lookbehind,
-        seed: args.random_seed,
-        screen: !args.no_screen,
-        screen_pairs: !args.no_pair_screen,
-        ..PathConfig::default()
-    };
-    config.validate()?;
+    let config = path_config(args, family);
     for stale in ["path.json", "metrics.json"] {
         let p = out.join(stale);
         if p.exists() {

@@ -760,6 +760,14 @@ fn hostile_options_of_interpret_debug_and_report_fail_cleanly() {
         &stage(&["debug", "--placement", "middle"]),
         "--placement must be append or prepend",
     );
+    // The main job checks the path's options before reading any data.
+    let never = dir.join("never");
+    for bad in [["--alpha", "1.5"], ["--select-threshold", "nan"]] {
+        let out = common::pixels_job(&dir.join("data"), &never, &bad);
+        assert_clean_error(&out, "invalid configuration");
+    }
+    assert!(!never.exists(), "a refused job writes nothing");
+
     // A shared feature cache rebuilt since for other features: the later stages notice.
     let manifest = run.join("features/manifest.json");
     let original = std::fs::read_to_string(&manifest).unwrap();
