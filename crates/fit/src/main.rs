@@ -54,8 +54,9 @@ enum Command {
     /// The debuggable network on new inputs: sentences (arguments, --file or stdin) or image
     /// files and folders; each prediction with the features that decided it.
     Predict(predict::PredictArgs),
-    /// Export a run's decision layer: `--to linear` writes `weight [K, D]` and `bias [K]`
-    /// with the standardization folded in, for a strict `torch.nn.Linear` load.
+    /// Export a run's decision layer for PyTorch: `--to linear` (`weight [K, D]`, `bias [K]`,
+    /// the standardization folded in, for a strict `torch.nn.Linear` load), `--to hf` (BERT /
+    /// RoBERTa with the layer as classifier), `--to torchvision` / `timm` (ResNet with it as fc).
     Export(export_cmd::ExportArgs),
 }
 
