@@ -120,9 +120,12 @@ pub fn run(args: DebugArgs) -> Result<()> {
         "prepend" => Placement::Prepend,
         other => bail!("--placement must be append or prepend, got `{other}`"),
     };
-    for class in [&args.probe_class, &args.from_class].into_iter().flatten() {
-        class_index(&loaded.recipe.class_names, class)?;
-    }
+    let class_of = |spec: &Option<String>| {
+        spec.as_deref()
+            .map(|c| class_index(&loaded.recipe.class_names, c))
+            .transpose()
+    };
+    let (probe_class, from_class) = (class_of(&args.probe_class)?, class_of(&args.from_class)?);
     if args.lime_samples == Some(0) || args.lime_batch == Some(0) {
         bail!("--lime-samples and --lime-batch must be at least 1");
     }
@@ -237,9 +240,8 @@ pub fn run(args: DebugArgs) -> Result<()> {
     if let Examples::Text(texts) = &set.examples {
         let forward = |batch: &[String]| backbone.text_features(batch);
         let sparse_pred = debug::predict(&loaded.sparse, &acts, d);
-        let pool: Vec<usize> = match &args.probe_class {
+        let pool: Vec<usize> = match probe_class {
             Some(c) => {
-                let c = class_index(&names, c)?;
                 output.probe_class = Some(names[c].clone());
                 readable
                     .iter()
@@ -270,13 +272,12 @@ pub fn run(args: DebugArgs) -> Result<()> {
         bar.into_inner().finish();
         output.probe = Some(probe);
 
-        let from_class = match &args.from_class {
-            Some(c) => Some(class_index(&names, c)?),
-            None => names
+        let from_class = from_class.or_else(|| {
+            names
                 .iter()
                 .position(|n| n.eq_ignore_ascii_case("positive"))
-                .or((names.len() == 2).then_some(1)),
-        };
+                .or((names.len() == 2).then_some(1))
+        });
         match from_class {
             Some(from) if args.counterfactuals > 0 => {
                 let clouds: HashMap<usize, Vec<String>> = interpretation

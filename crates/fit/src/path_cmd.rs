@@ -209,11 +209,7 @@ pub fn run(args: PathArgs) -> Result<()> {
     // Validate the raw values (NaN/Inf are reported where they are in the files), then
     // standardize in place with the training statistics.
     let mut problem = Problem::new(args.family, train, Some(val), test, args.num_classes)?;
-    let standardizer = if args.no_standardize {
-        Standardizer::identity(problem.d())
-    } else {
-        Standardizer::fit(&problem.train)
-    };
+    let standardizer = problem.standardize(!args.no_standardize);
     if !standardizer.clamped.is_empty() {
         eprintln!(
             "warning: {} constant feature(s) (training std < {:e}) kept with std clamped to 1: {:?}",
@@ -222,7 +218,6 @@ pub fn run(args: PathArgs) -> Result<()> {
             &standardizer.clamped[..standardizer.clamped.len().min(20)]
         );
     }
-    standardizer.apply_to_problem(&mut problem);
 
     let device = args.backend.device()?;
     let _lock = solver::io::lock_output(&args.out)?;

@@ -329,10 +329,14 @@ impl Predictor {
 
     /// A layer's verdict on one raw row.
     fn verdict(&self, layer: &Layer, raw_row: &[f32]) -> Verdict {
-        let logits = debug::logits_f64(layer, raw_row);
-        let class = debug::argmax(&logits);
+        self.verdict_of(&debug::logits_f64(layer, raw_row))
+    }
+
+    /// The class, probability and logit a layer's `logits` give.
+    fn verdict_of(&self, logits: &[f64]) -> Verdict {
+        let class = debug::argmax(logits);
         let probability = match self.family {
-            Family::Multinomial => debug::softmax(&logits)[class],
+            Family::Multinomial => debug::softmax(logits)[class],
             _ => 1.0 / (1.0 + (-logits[class]).exp()),
         };
         Verdict {
@@ -353,7 +357,8 @@ impl Predictor {
 
     /// The prediction for one raw feature row, with its evidence.
     pub fn explain(&self, input: String, raw_row: &[f32]) -> Prediction {
-        let sparse = self.verdict(&self.sparse, raw_row);
+        let logits = debug::logits_f64(&self.sparse, raw_row);
+        let sparse = self.verdict_of(&logits);
         let c = sparse.class;
         let d = self.sparse.d;
         let z = debug::standardize(&self.sparse, raw_row);
@@ -370,7 +375,7 @@ impl Predictor {
         });
         Prediction {
             input,
-            logits: debug::logits_f64(&self.sparse, raw_row),
+            logits,
             bias: self.sparse.bias[c],
             evidence,
             dense: self.verdict(&self.dense, raw_row),

@@ -534,14 +534,13 @@ fn standardize(job: &Job, cache: &FeatureCache, data: &DatasetSplits) -> Result<
     };
     let k = data.train.class_names.len();
     let mut problem = Problem::new(family, train, Some(val), test, Some(k))?;
-    let standardizer = Standardizer::fit(&problem.train);
+    let standardizer = problem.standardize(true);
     if !standardizer.clamped.is_empty() && verbose {
         eprintln!(
             "note: {} constant feature(s) have their std clamped to 1",
             standardizer.clamped.len()
         );
     }
-    standardizer.apply_to_problem(&mut problem);
     Ok(Standardized {
         problem,
         standardizer,

@@ -9,9 +9,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use solver::{
-    Family, Features, PathConfig, Problem, RunOptions, Split, Standardizer, StepSize, Targets, Threshold,
-};
+use solver::{Family, Features, PathConfig, Problem, RunOptions, Split, StepSize, Targets, Threshold};
 
 fn value_error(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -127,12 +125,7 @@ fn glm_path<'py>(
     let train = split("train", x, y)?;
     let val = split("val", x_val, y_val)?;
     let mut problem = Problem::new(family, train, Some(val), None, num_classes).map_err(value_error)?;
-    let standardizer = if standardize {
-        Standardizer::fit(&problem.train)
-    } else {
-        Standardizer::identity(problem.d())
-    };
-    standardizer.apply_to_problem(&mut problem);
+    let standardizer = problem.standardize(standardize);
     let device = backend
         .parse::<solver::BackendKind>()
         .and_then(|b| b.device())

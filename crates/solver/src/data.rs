@@ -718,4 +718,18 @@ impl Problem {
     pub fn d(&self) -> usize {
         self.train.d
     }
+
+    /// Standardize every split in place with the training split's mean and std (`fit`), or
+    /// keep the features as they are (the identity); returns the standardizer the layers carry.
+    /// The one place the CLI, the main job and the Python package prepare a problem, so the
+    /// same arrays give the same path everywhere.
+    pub fn standardize(&mut self, fit: bool) -> Standardizer {
+        let standardizer = if fit {
+            Standardizer::fit(&self.train)
+        } else {
+            Standardizer::identity(self.d())
+        };
+        standardizer.apply_to_problem(self);
+        standardizer
+    }
 }

@@ -10,7 +10,8 @@ use crate::error::{BertError, Result};
 /// A checkpoint entry: name, shape, values.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
-fn fnv1a64(name: &str) -> u64 {
+/// The 64-bit FNV-1a hash of `name` that seeds a tensor's values.
+pub fn fnv1a64(name: &str) -> u64 {
     let mut h: u64 = 0xCBF29CE484222325;
     for b in name.bytes() {
         h ^= b as u64;

@@ -88,14 +88,7 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn fnv1a64(name: &str) -> u64 {
-    let mut h: u64 = 0xCBF29CE484222325;
-    for b in name.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001B3);
-    }
-    h
-}
+use bert::synthetic::fnv1a64;
 
 /// Every tensor of a fixture's tensors.json: name → (shape, values), in file order.
 pub fn generated_tensors(manifest: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
