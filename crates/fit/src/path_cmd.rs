@@ -39,8 +39,12 @@ pub struct PathArgs {
     k: usize,
     /// Fit this one λ instead of a path (from the λ_max solution, as Label-free CBM runs
     /// glm_saga with k=1); --k and --eps are then unused.
-    #[arg(long, conflicts_with_all = ["k", "eps"])]
+    #[arg(long, conflicts_with_all = ["k", "eps", "lambdas"])]
     lambda: Option<f64>,
+    /// Solve these λs in order (comma-separated, not increasing) instead of the log-spaced
+    /// grid, e.g. a grid computed by another tool; --k and --eps are then unused.
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with_all = ["k", "eps"])]
+    lambdas: Option<Vec<f64>>,
     /// End the path after the first λ whose layer has at least N nonzero weights per class on
     /// average (ImageNet layers are read at ~20 per class).
     #[arg(long, value_name = "N")]
@@ -169,6 +173,7 @@ pub fn run(args: PathArgs) -> Result<()> {
         screen_pairs: !args.no_pair_screen,
         extrapolate: !args.no_extrapolate,
         lambda: args.lambda,
+        lambda_list: args.lambdas,
         ..PathConfig::default()
     };
     config.validate()?;
@@ -237,6 +242,7 @@ pub fn run(args: PathArgs) -> Result<()> {
         max_features_per_class: args.max_features_per_class,
         stop_at_val_score: args.reference_accuracy.map(|r| threshold.floor(r)),
         host_rows: args.stream.is_some(),
+        ..RunOptions::default()
     };
     if !args.quiet {
         eprintln!(

@@ -449,6 +449,57 @@ fn fixed_lambda_fits_one_layer() {
 }
 
 #[test]
+fn given_lambdas_give_the_grid_path_bit_for_bit() {
+    // A grid handed in with --lambdas (glm_saga's, from sparsefit) is solved exactly as the same
+    // grid computed from k and eps: same layers, byte for byte.
+    let dir = common::scratch("cli", "given-lambdas");
+    let (d, k) = (10, 3);
+    make_split(&dir, "train", 1200, d, k, 43);
+    make_split(&dir, "val", 200, d, k, 44);
+    let grid_dir = dir.join("grid");
+    let out = run_path(&dir, &grid_dir, &["--k", "5", "--eps", "0.05", "--dense-end"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let grid = path_report(&grid_dir);
+    let lambdas: Vec<f64> = grid["lambdas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_f64().unwrap())
+        .collect();
+    assert_eq!(lambdas.len(), 6);
+    assert_eq!(lambdas[5], 0.0);
+    // Rust's shortest round-trip form, so the list parses back to the same f64s.
+    let list: Vec<String> = lambdas[..5].iter().map(|l| format!("{l:?}")).collect();
+    let given_dir = dir.join("given");
+    let out = path_cmd(&dir, &given_dir)
+        .args(["--lambdas", &list.join(","), "--dense-end"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let given = path_report(&given_dir);
+    assert_eq!(given["lambdas"], grid["lambdas"]);
+    for i in 0..6 {
+        let name = format!("layers/lambda_{i:03}.safetensors");
+        let a = std::fs::read(grid_dir.join(&name)).unwrap();
+        let b = std::fs::read(given_dir.join(&name)).unwrap();
+        assert!(a == b, "{name} differs");
+    }
+
+    let bad = dir.join("bad");
+    assert_clean_error(
+        &path_cmd(&dir, &bad)
+            .args(["--lambdas", "0.01,0.02"])
+            .output()
+            .unwrap(),
+        "the lambdas must not increase",
+    );
+    assert_clean_error(
+        &path_cmd(&dir, &bad).args(["--lambdas=0.02,-1"]).output().unwrap(),
+        "every lambda must be a number >= 0",
+    );
+}
+
+#[test]
 fn path_ends_at_max_features_per_class_or_reference_accuracy() {
     let dir = common::scratch("cli", "early-end");
     let (d, k) = (16, 4);

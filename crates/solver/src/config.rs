@@ -142,6 +142,11 @@ pub struct PathConfig {
     /// solution (W = 0, the intercept optimum), as the path does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda: Option<f64>,
+    /// Solve these λs, in this order, instead of the log-spaced grid (`n_lambdas` and `eps`
+    /// are then unused; `dense_end` still appends λ = 0): a grid computed elsewhere, as
+    /// glm_saga's from a given `max_reg`, or a path continued on a finer grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_list: Option<Vec<f64>>,
 }
 
 fn default_true() -> bool {
@@ -174,6 +179,7 @@ impl Default for PathConfig {
             screen_pairs: true,
             extrapolate: true,
             lambda: None,
+            lambda_list: None,
         }
     }
 }
@@ -226,22 +232,50 @@ impl PathConfig {
                 return bad(format!("lambda must be a number >= 0, got {l}"));
             }
         }
+        if let Some(list) = &self.lambda_list {
+            if self.lambda.is_some() {
+                return bad("give one fixed lambda or a list of lambdas, not both".into());
+            }
+            if list.is_empty() {
+                return bad("the list of lambdas is empty".into());
+            }
+            if list.len() > MAX_LAMBDAS {
+                return bad(format!(
+                    "{} lambdas is more than a path can use (at most {MAX_LAMBDAS})",
+                    list.len()
+                ));
+            }
+            if let Some(l) = list.iter().find(|l| !(**l >= 0.0 && l.is_finite())) {
+                return bad(format!("every lambda must be a number >= 0, got {l}"));
+            }
+            if let Some(i) = (1..list.len()).find(|&i| list[i] > list[i - 1]) {
+                return bad(format!(
+                    "the lambdas must not increase (each λ starts from the previous solution): {} follows {}",
+                    list[i],
+                    list[i - 1]
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// The λ values of the path, from λ_max down to eps·λ_max (plus 0 with `dense_end`), or
-    /// the one fixed [`PathConfig::lambda`].
+    /// The λ values of the path, from λ_max down to eps·λ_max (plus 0 with `dense_end`), the
+    /// given [`PathConfig::lambda_list`] (plus 0 with `dense_end`), or the one fixed
+    /// [`PathConfig::lambda`].
     pub fn lambdas(&self, lambda_max: f64) -> Vec<f64> {
         if let Some(l) = self.lambda {
             return vec![l];
         }
         let k = self.n_lambdas;
-        let mut out: Vec<f64> = (0..k)
-            .map(|i| {
-                let t = if k == 1 { 0.0 } else { i as f64 / (k - 1) as f64 };
-                lambda_max * self.eps.powf(t)
-            })
-            .collect();
+        let mut out: Vec<f64> = match &self.lambda_list {
+            Some(list) => list.clone(),
+            None => (0..k)
+                .map(|i| {
+                    let t = if k == 1 { 0.0 } else { i as f64 / (k - 1) as f64 };
+                    lambda_max * self.eps.powf(t)
+                })
+                .collect(),
+        };
         if self.dense_end {
             out.push(0.0);
         }

@@ -9,6 +9,9 @@ pub enum SolverError {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    #[error("interrupted during λ #{index} (the layers of the λs before it are complete)")]
+    Interrupted { index: usize },
+
     #[error("{split} split is empty (0 examples)")]
     EmptySplit { split: String },
 

@@ -34,9 +34,10 @@ pub use error::{Result, SolverError};
 pub use io::{FeatureSource, Layer};
 pub use memory::MemoryPlan;
 pub use path::{
-    fit_lambda, fit_lambda_shown, run_path, LambdaRecord, PathResult, RunOptions, SplitMetrics, StopReason,
+    fit_lambda, fit_lambda_shown, run_path, Hooks, InterruptCheck, LambdaRecord, LambdaReport, PathResult,
+    RunOptions, SplitMetrics, StopReason,
 };
-pub use select::{select, Selection, Threshold};
+pub use select::{select, select_against, Selection, Threshold};
 
 /// Re-exported so users need not depend on burn to name a device.
 pub use burn::tensor::Device;

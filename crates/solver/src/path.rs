@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
@@ -161,6 +162,31 @@ pub struct RunOptions {
     /// in flight. The path is the same bit for bit. Half-precision features are always held
     /// this way.
     pub host_rows: bool,
+    /// Calls into the embedding program (the Python package): interruption and per-λ reports.
+    pub hooks: Hooks,
+}
+
+/// A check the solver calls after every epoch: true ends the path with
+/// [`SolverError::Interrupted`] (Python's Ctrl-C reaches a solve this way).
+pub type InterruptCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Called after each λ is solved with its record and the path's λ count.
+pub type LambdaReport = Arc<dyn Fn(&LambdaRecord, usize) + Send + Sync>;
+
+/// The embedding program's calls, none by default.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub interrupted: Option<InterruptCheck>,
+    pub on_lambda: Option<LambdaReport>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("interrupted", &self.interrupted.is_some())
+            .field("on_lambda", &self.on_lambda.is_some())
+            .finish()
+    }
 }
 
 impl RunOptions {
@@ -449,6 +475,9 @@ fn solve_lambda(
         let (next, summary) = engine::saga_epoch(train, state, &plan, step);
         state = next;
         bar.epoch(epoch, summary.objective, summary.rel_change);
+        if bar.interrupted() {
+            return Err(SolverError::Interrupted { index: 0 });
+        }
         let rising = summary.objective > best + 1e-3 * best.abs();
         if guard && (!summary.objective.is_finite() || rising) {
             return Ok(Outcome::Unstable(epoch));
@@ -886,6 +915,7 @@ struct EpochProgress {
     bar: ProgressBar,
     label: String,
     log: Option<EpochLog>,
+    interrupted: Option<InterruptCheck>,
 }
 
 /// When logging: when the λ started, when the last line was written, and the first epoch
@@ -936,6 +966,11 @@ impl EpochProgress {
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
+
+    /// Whether the embedding program asked the solve to stop.
+    fn interrupted(&self) -> bool {
+        self.interrupted.as_ref().is_some_and(|check| check())
+    }
 }
 
 fn progress_bar(opts: &RunOptions, max_epochs: usize, label: String) -> EpochProgress {
@@ -957,7 +992,12 @@ fn progress_bar(opts: &RunOptions, max_epochs: usize, label: String) -> EpochPro
         last: std::cell::Cell::new(Instant::now()),
         first: std::cell::Cell::new(None),
     });
-    EpochProgress { bar, label, log }
+    EpochProgress {
+        bar,
+        label,
+        log,
+        interrupted: opts.hooks.interrupted.clone(),
+    }
 }
 
 /// The step multiplier for the next λ (see [`AUTO_STEP_BOOST`]): doubled after a λ solved
@@ -1160,6 +1200,7 @@ pub fn run_path(
                 lr,
                 objective,
             },
+            SolverError::Interrupted { .. } => SolverError::Interrupted { index: index + 1 },
             e => e,
         })?;
         state = solved.state;
@@ -1194,6 +1235,9 @@ pub fn run_path(
         grad = end_grad;
         if opts.verbose {
             eprintln!("{}", record_line(&record, total, k));
+        }
+        if let Some(report) = &opts.hooks.on_lambda {
+            report(&record, total);
         }
         check_not_diverged(&record, result.records.last(), solved.lr)?;
         let writing = Instant::now();
