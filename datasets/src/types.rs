@@ -277,6 +277,15 @@ impl DatasetKind {
         }
     }
 
+    /// Whether the loader gives decoded pixel arrays (the IDX and CIFAR binary formats) rather
+    /// than image files or text.
+    pub fn is_decoded_pixels(self) -> bool {
+        matches!(
+            self,
+            DatasetKind::Cifar10 | DatasetKind::Mnist | DatasetKind::FashionMnist
+        )
+    }
+
     /// Whether the examples are text (tokenized by the BERT crate) rather than images.
     pub fn is_text(self) -> bool {
         matches!(

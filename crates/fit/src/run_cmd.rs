@@ -184,6 +184,9 @@ fn defaults(mut args: RunArgs) -> Result<(RunArgs, DatasetKind, Arch, PathBuf, P
             bail!("--dataset-type {t} does not match --dataset {kind}");
         }
     }
+    if arch == Arch::Pixels && !kind.is_decoded_pixels() {
+        bail!("--arch pixels needs a dataset of decoded pixels (mnist, fashion-mnist, cifar10), not --dataset {kind}");
+    }
     if arch.is_text() != kind.is_text() {
         bail!("--arch {arch} cannot read --dataset {kind}");
     }

@@ -160,6 +160,19 @@ fn bad_data_is_one_line_and_leaves_no_complete_looking_output() {
         .output()
         .unwrap();
     assert!(one_line_error(&mismatch).contains("cannot read"));
+    // Raw pixels of an image-file tree: refused from the options, before the tree is listed.
+    let pixels_of_files = fit()
+        .args(["--dataset", "image-folder", "--arch", "pixels", "--dataset-path"])
+        .arg(&empty)
+        .arg("--out-path")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let line = one_line_error(&pixels_of_files);
+    assert!(
+        line.contains("--arch pixels needs a dataset of decoded pixels"),
+        "{line}"
+    );
 
     for f in ["metrics.json", "path.json", "selected.safetensors"] {
         assert!(!out.join(f).exists(), "{f} left behind by a failed run");
