@@ -439,6 +439,10 @@ pub fn run(args: InterpretArgs) -> Result<()> {
                     _ => None,
                 },
                 label: loaded.label_name(p.index),
+                file: match &set.examples {
+                    Examples::Images(paths) => paths.get(p.index).map(|f| f.display().to_string()),
+                    _ => None,
+                },
             });
         }
     }

@@ -247,8 +247,10 @@ impl Predictor {
                 recipe.model_path.as_deref().unwrap_or("?")
             );
         }
+        // Runs interpreted before interpret.json kept each prototype's file: list the split.
+        let files_recorded = |i: &InterpretOutput| i.examples.values().any(|e| e.file.is_some());
         let prototype_files = match &interpretation {
-            Some(i) if !arch.is_text() => {
+            Some(i) if !arch.is_text() && !files_recorded(i) => {
                 let data = recipe.load_data()?;
                 let set = if i.split == "test" { data.test } else { data.val };
                 match set.map(|s| s.examples) {
@@ -408,15 +410,15 @@ impl Predictor {
                 .take(SHOWN_PER_FEATURE)
                 .map(|w| w.word.clone())
                 .collect();
-            if let Some(files) = &self.prototype_files {
-                out.prototypes = r
-                    .top
-                    .iter()
-                    .filter_map(|p| files.get(p.index))
-                    .take(SHOWN_PER_FEATURE)
-                    .map(|p| p.display().to_string())
-                    .collect();
-            }
+            out.prototypes = r
+                .top
+                .iter()
+                .filter_map(|p| match &self.prototype_files {
+                    Some(files) => files.get(p.index).map(|f| f.display().to_string()),
+                    None => interp.examples.get(&p.index).and_then(|e| e.file.clone()),
+                })
+                .take(SHOWN_PER_FEATURE)
+                .collect();
         }
         if let Some(pics) = interp.pictures.get(&j) {
             out.word_cloud = pics.word_cloud.as_deref().map(in_run);

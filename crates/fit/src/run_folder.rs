@@ -215,6 +215,10 @@ pub struct ExampleInfo {
     /// The sentence, for text runs.
     pub text: Option<String>,
     pub label: String,
+    /// The image file, for runs on image files: `fit predict` shows a feature's prototypes
+    /// from here without listing the dataset again (1.28M files at ImageNet size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// The pictures of one feature, relative to the run folder.

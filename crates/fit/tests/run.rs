@@ -269,6 +269,48 @@ fn unreadable_images_are_skipped_and_counted_or_fail_when_all_are() {
         .map(|p| p.clone().into_os_string())
         .collect();
     common::assert_predict_matches_run(&out, &readable);
+    // Interpreted, the run keeps each prototype's file: predict shows the tree's images.
+    let interp = fit()
+        .args([
+            "interpret",
+            "--quiet",
+            "--lime-inputs",
+            "1",
+            "--lime-samples",
+            "20",
+            "--feature-vis",
+            "0",
+            "--run",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        interp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&interp.stderr)
+    );
+    let recorded = fit::run_folder::RunFolder::new(&out)
+        .interpretation()
+        .unwrap()
+        .unwrap();
+    assert!(recorded.examples.values().all(|e| e.file.is_some()));
+    let json = fit()
+        .args(["predict", "--quiet", "--json", "--run"])
+        .arg(&out)
+        .arg(&readable[0])
+        .output()
+        .unwrap();
+    assert!(json.status.success(), "{}", String::from_utf8_lossy(&json.stderr));
+    let preds: Vec<fit::predict::Prediction> = serde_json::from_slice(&json.stdout).unwrap();
+    let shown: Vec<&String> = preds[0].evidence.iter().flat_map(|e| &e.prototypes).collect();
+    assert!(!shown.is_empty(), "no prototypes shown");
+    assert!(
+        shown
+            .iter()
+            .all(|f| paths.iter().any(|p| p.display().to_string() == **f)),
+        "{shown:?}"
+    );
     if let Some(broken) = paths.iter().find(|p| p.ends_with("broken.png")) {
         let err = common::one_line_error(
             &fit()
