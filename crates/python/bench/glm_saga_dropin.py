@@ -2,7 +2,7 @@
 once with `from glm_saga.elasticnet import glm_saga` and once with `from sparsefit import
 glm_saga` (nothing else changes), on a workload of shared/bench (standardized features).
 
-    python crates/python/bench/glm_saga_dropin.py --workload w1 [--calls labelfree,path]
+    python crates/python/bench/glm_saga_dropin.py --workload w1 [--calls labelfree,path] [--first N]
 
 - `labelfree`: Label-free CBM's call (a fixed λ through `metadata['max_reg']`, `k=1`,
   `epsilon=1`, `do_zero=False`, step 0.05, 1000 epochs, no lookbehind) at λ_max/2, /10, /100.
@@ -58,13 +58,15 @@ def labelfree_call(glm_saga, X, y, Xv, yv, lam):
     return out["path"][0]
 
 
-def path_call(glm_saga, X, y, Xv, yv):
-    """A plain 100-λ path with a validation loader, as run_peers.py runs glm_saga."""
+def path_call(glm_saga, X, y, Xv, yv, first=100):
+    """A plain 100-λ path with a validation loader, as run_peers.py runs glm_saga; with
+    `first` < 100 its first λs only (the same grid points: k=first and the matching epsilon)."""
     train, val = loaders(X, y, Xv, yv)
     linear = torch.nn.Linear(X.shape[1], int(y.max()) + 1)
     linear.weight.data.zero_()
     linear.bias.data.zero_()
-    return glm_saga(linear, train, 0.1, 2000, ALPHA, k=100, epsilon=1e-3, tol=1e-4, lookbehind=3,
+    epsilon = 1e-3 ** ((first - 1) / 99)
+    return glm_saga(linear, train, 0.1, 2000, ALPHA, k=first, epsilon=epsilon, tol=1e-4, lookbehind=3,
                     do_zero=False, val_loader=val, n_ex=len(X), n_classes=int(y.max()) + 1)
 
 
@@ -73,6 +75,7 @@ def main():
     ap.add_argument("--workload", default="w1")
     ap.add_argument("--workloads", default=os.environ.get("BENCH_WORKLOADS", "bench-data/workloads"))
     ap.add_argument("--calls", default="labelfree,path")
+    ap.add_argument("--first", type=int, default=100, help="the path call's first λs only (its head)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     d = os.path.join(args.workloads, args.workload)
@@ -101,11 +104,11 @@ def main():
                   f"{objs[1] - objs[0]:+14.3e} {secs[0]:9.2f} {secs[1]:8.2f}")
 
     if "path" in args.calls:
-        print("\n100-λ path with val_loader (step 0.1, 2000 epochs, tol 1e-4, lookbehind 3)")
+        print(f"\n100-λ path with val_loader (step 0.1, 2000 epochs, tol 1e-4, lookbehind 3), first {args.first} λs")
         runs = {}
         for name, fn in impls:
             t0 = time.perf_counter()
-            out = path_call(fn, X, y, Xv, yv)
+            out = path_call(fn, X, y, Xv, yv, args.first)
             runs[name] = (time.perf_counter() - t0, out["path"])
             print(f"  {name}: {runs[name][0]:.1f} s for {len(out['path'])} λs")
         (t_theirs, p_theirs), (t_ours, p_ours) = runs["glm_saga"], runs["sparsefit"]
