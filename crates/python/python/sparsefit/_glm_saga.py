@@ -47,7 +47,11 @@ def _numpy(t):
 
 def _batches(loader, preprocess, indexed):
     """Each batch of `loader` as numpy arrays `(x [b, d] float32, y, weight or None, idx or
-    None)`, `preprocess` applied to x."""
+    None)`, `preprocess` applied to x (on its device, without gradients)."""
+    if preprocess is not None:
+        import torch
+
+        device = next(preprocess.parameters()).device if hasattr(preprocess, "parameters") else None
     for batch in loader:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ValueError(
@@ -61,9 +65,6 @@ def _batches(loader, preprocess, indexed):
             )
         x = batch[0]
         if preprocess is not None:
-            import torch
-
-            device = next(preprocess.parameters()).device if hasattr(preprocess, "parameters") else None
             with torch.no_grad():
                 x = preprocess(x.to(device) if device is not None else x)
         y = _numpy(batch[1])
@@ -152,8 +153,9 @@ def _spill_loader(loader, preprocess, family, n_ex, features_file):
         raise ValueError(f"the loader's indices must cover 0..{n} once each ({int((~seen).sum())} never seen)")
     out.flush()
     del out
-    np.save(os.path.join(os.path.dirname(features_file), "y" + name[1:]), _targets(ys, family))
-    return features_file, None, ws
+    targets = _targets(ys, family)
+    np.save(os.path.join(os.path.dirname(features_file), "y" + name[1:]), targets)
+    return features_file, targets, ws
 
 
 CHUNK = 8192  # rows per float64 block: the passes here never copy all of X
@@ -257,10 +259,9 @@ def glm_saga(
     x, y, w = _read_loader(loader, preprocess, family, indexed=True, n_ex=n_ex, features_file=features_file)
     # With features_file, X stays in its file: a memory map for the few passes made here.
     xs = np.load(x, mmap_mode="r") if features_file is not None else x
-    ys = np.load(os.path.join(os.path.dirname(x), "y" + os.path.basename(x)[1:])) if features_file is not None else y
     weight = getattr(linear, "weight", None)
     if n_classes is None:
-        n_classes = int(weight.shape[0]) if weight is not None else (int(ys.max()) + 1 if family == "multinomial" else ys.shape[1])
+        n_classes = int(weight.shape[0]) if weight is not None else (int(y.max()) + 1 if family == "multinomial" else y.shape[1])
     if weight is not None and tuple(weight.shape) != (n_classes, xs.shape[1]):
         raise ValueError(
             f"linear has weight {tuple(weight.shape)} but the loader gives {xs.shape[1]} features "
@@ -273,7 +274,7 @@ def glm_saga(
     if metadata is not None and "max_reg" in metadata:
         max_reg = metadata["max_reg"]["group" if group else "nongrouped"]
     else:
-        max_reg = _max_reg(xs, ys, n_classes, group, family)
+        max_reg = _max_reg(xs, y, n_classes, group, family)
     max_lam = float(max_reg) / max(0.001, alpha)
     # glm_saga's torch.logspace grid (float32), as float64 values.
     lams = np.logspace(math.log10(max_lam), math.log10(epsilon * max_lam), k).astype(np.float32).astype(np.float64)
@@ -282,7 +283,7 @@ def glm_saga(
 
     path = glm_path(
         x,
-        y,
+        None if features_file is not None else y,  # a file's labels are read from beside it
         xv,
         yv,
         alpha=alpha,
@@ -317,7 +318,7 @@ def glm_saga(
             # The solver's training loss is glm_saga's here (unweighted mean cross-entropy).
             loss, acc = record["objective"], record["train"]["accuracy"]
         else:
-            loss, acc = _loss_and_acc(wi, bi, xs, ys, lam, alpha, family)
+            loss, acc = _loss_and_acc(wi, bi, xs, y, lam, alpha, family)
         loss_val = acc_val = loss_test = acc_test = -1
         if xv is not None:
             loss_val, acc_val = _loss_and_acc(wi, bi, xv, yv, lam, alpha, family)
