@@ -6,6 +6,7 @@ mod bench;
 mod bench_epoch;
 mod bench_more;
 mod digits;
+mod feature_unification;
 mod fetch;
 mod report_check;
 mod repro;
@@ -89,12 +90,19 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// Build the `fit` binary in release with the backend's feature and return its path.
+///
+/// On flex it builds the workspace's binaries (fit, xtask, backend-check) rather than `-p fit`:
+/// cargo resolves dependency features from the packages a command selects, and `-p fit` alone
+/// resolved burn's whole stack with other features than `cargo test --workspace`, so CI's report
+/// check compiled it a third time. With `--workspace` the README's test command already built it
+/// all (xtask's feature_unification tests keep it so).
 pub fn build_fit(backend: &str) -> Result<PathBuf> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root())
-        .args(["build", "--release", "-q", "-p", "fit"]);
-    if backend != "flex" {
-        cmd.args(["--features", backend]);
+    cmd.current_dir(root()).args(["build", "--release", "-q"]);
+    if backend == "flex" {
+        cmd.args(["--workspace", "--bins"]);
+    } else {
+        cmd.args(["-p", "fit", "--features", backend]);
     }
     run(&mut cmd)?;
     Ok(target_dir().join("release/fit"))
