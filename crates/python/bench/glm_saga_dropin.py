@@ -95,7 +95,12 @@ def read_checkpoints(d):
 def compare_paths(X, y, lam_max, p_theirs, p_ours, t_theirs, t_ours, partial=False):
     n = min(len(p_theirs), len(p_ours))
     lams = [float(e["lam"]) for e in p_theirs[:n]]
-    assert all(math.isclose(a, float(e["lam"]), rel_tol=1e-6) for a, e in zip(lams, p_ours))
+    # The same grid up to float32 rounding: both compute max_reg from the data in float32 (in
+    # another summation order) and take a float32 logspace; both layers are scored at glm_saga's λ.
+    lam_gap = max(abs(a - float(e["lam"])) / a for a, e in zip(lams, p_ours))
+    assert lam_gap < 1e-5, f"the two grids differ: relative {lam_gap:.1e}"
+    print(f"  grids: largest relative λ difference {lam_gap:.1e} (float32 rounding); "
+          f"objectives at glm_saga's λs")
     gaps = []
     for i, lam in enumerate(lams):
         o_t = objective(X, y, np.asarray(p_theirs[i]["weight"]), np.asarray(p_theirs[i]["bias"]), lam)
