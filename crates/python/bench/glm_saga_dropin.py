@@ -20,7 +20,7 @@ both. Both run on one thread (torch.set_num_threads(1); the wheel's flex backend
 single-threaded). Needs torch and glm_saga (PyPI) and the sparsefit wheel.
 """
 import argparse
-import math
+import glob
 import os
 import time
 
@@ -79,8 +79,8 @@ def path_call(glm_saga, X, y, Xv, yv, first=100, checkpoint=None):
 
 def read_checkpoints(d):
     """The per-λ entries a path call wrote under `d` (params0.pth, params1.pth, … while they
-    exist), each with the seconds from the call's start (output.log's creation) to its file."""
-    import glob
+    exist), each with the seconds from the call's start (the `start` file main() writes before
+    the call) to its file."""
     start = os.path.getmtime(os.path.join(d, "start"))
     entries, i = [], 0
     while os.path.exists(f"{d}/params{i}.pth"):
