@@ -4,10 +4,13 @@
 //! Hub ids resolve through hf-hub's cache first, with no network request, so a model that is
 //! cached (or laid into the cache by `cargo xtask fetch`) works offline. Only on a cache miss is
 //! the hub asked, unless `HF_HUB_OFFLINE=1`, which hf-hub itself ignores but users expect.
+//!
+//! The cache is read here (the layout hf-hub and Python's huggingface_hub share); hf-hub is
+//! only the downloader, behind the `download` feature (on by default). Without it, a hub id
+//! resolves from the cache alone and a miss names the feature: builds that never download (CI's
+//! second backend build) skip hf-hub's HTTP, TLS and async stack.
 
-use std::path::{Path, PathBuf};
-
-use hf_hub::HFError;
+use std::path::{Component, Path, PathBuf};
 
 /// The data folder `cargo xtask fetch` fills (datasets and the weights that registry packages
 /// ship): `$FIT_DATA_DIR`, else `./data` when it holds the fetched packages, else the
@@ -84,7 +87,10 @@ impl ModelRef {
             return Ok(ModelRef::Local(path.to_path_buf()));
         }
         let (repo_id, revision) = match reference.split_once('@') {
-            Some((id, rev)) if !rev.is_empty() => (id, Some(rev.to_string())),
+            // a revision is a path below refs/ (a branch, a tag, `refs/pr/1`) or a commit hash
+            Some((id, rev)) if !rev.is_empty() && is_plain_relative(Path::new(rev)) => {
+                (id, Some(rev.to_string()))
+            }
             Some(_) => return Err(HubError::BadReference(reference.into())),
             None => (reference, None),
         };
@@ -134,23 +140,14 @@ impl ModelRef {
                     file: candidates.join(" or "),
                 }),
             ModelRef::Hub { repo_id, revision } => {
-                let client = hub_client()?;
-                let (owner, name) = repo_id.split_once('/').expect("validated by parse");
-                let repo = client.model(owner, name);
-                for f in candidates {
-                    match repo
-                        .download_file()
-                        .filename(*f)
-                        .maybe_revision(revision.clone())
-                        .local_files_only(true)
-                        .send()
-                    {
-                        Ok(p) => return Ok(p),
-                        Err(HFError::LocalEntryNotFound { .. } | HFError::EntryNotFound { .. }) => {}
-                        Err(e) => return Err(HubError::Client(e.to_string())),
-                    }
-                }
                 let cache = cache_dir();
+                let revision = revision.as_deref().unwrap_or(DEFAULT_REVISION);
+                if let Some(p) = candidates
+                    .iter()
+                    .find_map(|f| cached_file(&cache, repo_id, revision, f))
+                {
+                    return Ok(p);
+                }
                 let not_cached = |why: String| HubError::NotCached {
                     repo: repo_id.clone(),
                     file: candidates.join(" or "),
@@ -160,28 +157,99 @@ impl ModelRef {
                 if offline_requested() {
                     return Err(not_cached("HF_HUB_OFFLINE is set".into()));
                 }
-                let mut last_error = None;
-                for f in candidates {
-                    match repo
-                        .download_file()
-                        .filename(*f)
-                        .maybe_revision(revision.clone())
-                        .send()
-                    {
-                        Ok(p) => return Ok(p),
-                        Err(HFError::EntryNotFound { .. }) => {}
-                        Err(e) => last_error = Some(e.to_string()),
-                    }
-                }
-                match last_error {
-                    Some(e) => Err(not_cached(format!("downloading failed ({e})"))),
-                    None => Err(HubError::NotInRepo {
-                        repo: repo_id.clone(),
-                        file: candidates.join(" or "),
-                    }),
-                }
+                download::first_of(repo_id, revision, candidates, not_cached)
             }
         }
+    }
+}
+
+/// The revision a hub id without `@revision` means, as in hf-hub and huggingface_hub.
+const DEFAULT_REVISION: &str = "main";
+
+/// `file` of `repo_id` at `revision` (a branch, tag or 40-hex commit) in the hub cache at
+/// `cache`, without any network request: `refs/REVISION` names the commit (a commit hash names
+/// itself), and the file is `snapshots/COMMIT/FILE`. The lookup of hf-hub's `local_files_only`.
+fn cached_file(cache: &Path, repo_id: &str, revision: &str, file: &str) -> Option<PathBuf> {
+    let repo_folder = cache.join(format!("models--{}", repo_id.replace('/', "--")));
+    let is_commit = revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
+    let commit = if is_commit {
+        revision.to_string()
+    } else {
+        std::fs::read_to_string(repo_folder.join("refs").join(revision))
+            .ok()?
+            .trim()
+            .to_string()
+    };
+    if commit.is_empty() || !is_plain_relative(Path::new(&commit)) {
+        return None;
+    }
+    let snapshot = repo_folder.join("snapshots").join(commit).join(file);
+    snapshot.is_file().then_some(snapshot)
+}
+
+/// A relative path that stays below its base: no `..`, no root, no prefix.
+fn is_plain_relative(path: &Path) -> bool {
+    path.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Downloads through hf-hub into the same cache (`download` feature).
+#[cfg(feature = "download")]
+mod download {
+    use std::path::PathBuf;
+
+    use hf_hub::HFError;
+
+    use super::HubError;
+
+    /// The first of `candidates` the hub has at `revision`, downloaded into the cache.
+    pub(super) fn first_of(
+        repo_id: &str,
+        revision: &str,
+        candidates: &[&str],
+        not_cached: impl Fn(String) -> HubError,
+    ) -> Result<PathBuf, HubError> {
+        let client = hf_hub::HFClientSync::new().map_err(|e| HubError::Client(e.to_string()))?;
+        let (owner, name) = repo_id.split_once('/').expect("validated by ModelRef::parse");
+        let repo = client.model(owner, name);
+        let mut last_error = None;
+        for f in candidates {
+            match repo
+                .download_file()
+                .filename(*f)
+                .revision(revision.to_string())
+                .send()
+            {
+                Ok(p) => return Ok(p),
+                Err(HFError::EntryNotFound { .. }) => {}
+                Err(e) => last_error = Some(e.to_string()),
+            }
+        }
+        match last_error {
+            Some(e) => Err(not_cached(format!("downloading failed ({e})"))),
+            None => Err(HubError::NotInRepo {
+                repo: repo_id.into(),
+                file: candidates.join(" or "),
+            }),
+        }
+    }
+}
+
+/// A build without the `download` feature resolves hub ids from the cache alone.
+#[cfg(not(feature = "download"))]
+mod download {
+    use std::path::PathBuf;
+
+    use super::HubError;
+
+    pub(super) fn first_of(
+        _repo_id: &str,
+        _revision: &str,
+        _candidates: &[&str],
+        not_cached: impl Fn(String) -> HubError,
+    ) -> Result<PathBuf, HubError> {
+        Err(not_cached(
+            "this build cannot download (model-hub was built without its `download` feature)".into(),
+        ))
     }
 }
 
@@ -190,14 +258,21 @@ fn offline_requested() -> bool {
         .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes" | "ON" | "on"))
 }
 
-fn hub_client() -> Result<hf_hub::HFClientSync, HubError> {
-    hf_hub::HFClientSync::new().map_err(|e| HubError::Client(e.to_string()))
-}
-
-/// The hub cache folder hf-hub uses here (`HF_HUB_CACHE`, else `$HF_HOME/hub`, else
-/// `~/.cache/huggingface/hub`), as hf-hub resolves it.
+/// The hub cache folder, resolved as hf-hub and huggingface_hub resolve it: `HF_HUB_CACHE`, else
+/// `HUGGINGFACE_HUB_CACHE`, else `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else
+/// `~/.cache/huggingface/hub` (tests/cache_dir.rs checks it against hf-hub's own).
 pub fn cache_dir() -> PathBuf {
-    hf_hub::resolve_cache_dir()
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    if let Some(cache) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
+        return cache;
+    }
+    let hf_home = var("HF_HOME")
+        .or_else(|| var("XDG_CACHE_HOME").map(|x| x.join("huggingface")))
+        .unwrap_or_else(|| {
+            let home = var("HOME").unwrap_or_else(|| "/tmp".into());
+            home.join(".cache").join("huggingface")
+        });
+    hf_home.join("hub")
 }
 
 /// Lay files into a hub cache exactly as a download of `repo_id` at `commit` would (blobs named
@@ -255,7 +330,23 @@ mod tests {
                 revision: Some("main".into())
             }
         );
-        for bad in ["no-slash", "a/b/c", "/definitely/not/here", "a/b@", "a b/c"] {
+        assert_eq!(
+            ModelRef::parse("owner/name@refs/pr/1").unwrap(),
+            ModelRef::Hub {
+                repo_id: "owner/name".into(),
+                revision: Some("refs/pr/1".into())
+            }
+        );
+        let bad_ones = [
+            "no-slash",
+            "a/b/c",
+            "/definitely/not/here",
+            "a/b@",
+            "a b/c",
+            "a/b@../../../etc",
+            "a/b@/abs",
+        ];
+        for bad in bad_ones {
             assert!(
                 matches!(ModelRef::parse(bad), Err(HubError::BadReference(_))),
                 "{bad}"
@@ -290,5 +381,59 @@ mod tests {
         assert!(matches!(err, HubError::NotCached { .. }), "{err}");
         assert!(err.to_string().contains("model.safetensors or pytorch_model.bin"));
         std::fs::remove_dir_all(&cache).unwrap();
+    }
+
+    #[test]
+    fn cache_lookup_follows_refs_and_commit_hashes() {
+        let cache = tempfile::tempdir().unwrap();
+        let src = cache.path().join("src.json");
+        std::fs::write(&src, b"{}").unwrap();
+        let commit = "b".repeat(40);
+        install_into_cache(cache.path(), "o/m", &commit, &[("config.json", &src)]).unwrap();
+        let repo = cache.path().join("models--o--m");
+        std::fs::create_dir_all(repo.join("refs/pr")).unwrap();
+        std::fs::write(repo.join("refs/v1"), format!("{commit}\n")).unwrap();
+        std::fs::write(repo.join("refs/pr/1"), "c".repeat(40)).unwrap();
+        std::fs::write(repo.join("refs/evil"), "../../..").unwrap();
+
+        let snapshot = repo.join("snapshots").join(&commit).join("config.json");
+        let found = |revision: &str, file: &str| cached_file(cache.path(), "o/m", revision, file);
+        assert_eq!(found("main", "config.json"), Some(snapshot.clone()));
+        assert_eq!(
+            found("v1", "config.json"),
+            Some(snapshot.clone()),
+            "a ref file's newline"
+        );
+        assert_eq!(found(&commit, "config.json"), Some(snapshot));
+        assert_eq!(found("main", "model.safetensors"), None);
+        assert_eq!(
+            found("refs/pr/1", "config.json"),
+            None,
+            "a commit not in snapshots/"
+        );
+        assert_eq!(found("no-such-branch", "config.json"), None);
+        assert_eq!(found(&"d".repeat(40), "config.json"), None);
+        assert_eq!(
+            found("evil", "config.json"),
+            None,
+            "a ref leaving the repository folder"
+        );
+        assert_eq!(cached_file(cache.path(), "o/other", "main", "config.json"), None);
+    }
+
+    #[cfg(not(feature = "download"))]
+    #[test]
+    fn a_miss_without_download_names_the_feature() {
+        let err = download::first_of("o/m", "main", &["config.json"], |why| HubError::NotCached {
+            repo: "o/m".into(),
+            file: "config.json".into(),
+            cache: "/cache".into(),
+            why,
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("without its `download` feature"),
+            "{err}"
+        );
     }
 }
